@@ -1,0 +1,68 @@
+# mailagent — make help lists the targets.
+
+.DEFAULT_GOAL := help
+SHELL := /bin/sh
+
+GO          ?= go
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+FUZZTIME    ?= 3s
+BOARD       ?= host
+DATA        ?= var
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+run: ## Run the agent on the host board with data in ./var
+	@mkdir -p $(DATA)
+	$(GO) run -tags nethttpomithttp2 -ldflags "-X main.version=$(VERSION) -X main.buildDate=$(shell git log -1 --format=%cs 2>/dev/null)" ./cmd/mailagent --board $(BOARD) --data $(DATA) run
+
+test: deps ## The whole suite: unit tests, real Postfix + Dovecot, fuzzing, ARM builds under qemu (root)
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -tags rig ./...
+	$(MAKE) --no-print-directory fuzz
+	$(MAKE) --no-print-directory smoke
+
+smoke: cross ## Run the ARM, arm64 and mipsle builds under qemu-user
+	@sh scripts/qemu-smoke.sh build
+
+fuzz: ## Run every fuzz target for FUZZTIME (default 5s)
+	@set -e; for t in \
+		./appliance/internal/message:FuzzBytes \
+		./appliance/config:FuzzDecode \
+		./appliance/internal/submit:FuzzParseReply \
+		./appliance/oauth:FuzzRedirectParams \
+		./appliance/oauth:FuzzParseErrorBody \
+		./appliance/oauth:FuzzImportGoogle \
+		./appliance/alarm:FuzzParseJSON \
+		./appliance/alarm:FuzzParseSyslog \
+		./appliance/alarm:FuzzSyslogFrames \
+		./appliance/alarm:FuzzParseAlertmanager \
+		./appliance/internal/spool:FuzzDecode; do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name $(FUZZTIME)"; \
+		$(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	done
+
+bench: ## Budgets: stripped binary size per target, memory under a 10,000-alarm storm (root)
+	@sh scripts/cross.sh build
+	@sh scripts/size.sh build
+	@MAILAGENT_STORM_RESULT=$(CURDIR)/build/storm.txt $(GO) test -tags rig -count=1 -run '^TestStorm$$' ./cmd/mailagent >/dev/null && cat build/storm.txt
+
+check: ## gofmt, go vet and staticcheck
+	@test -z "$$(gofmt -l .)" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
+	$(GO) vet ./...
+	$(GO) vet -tags rig ./...
+	$(GO) run $(STATICCHECK) ./...
+	$(GO) run $(STATICCHECK) -tags rig ./...
+
+cross: ## Build stripped static binaries for every target into build/
+	@sh scripts/cross.sh build
+
+deps: ## Install the Debian packages the tests need (as root; quick when present)
+	@sh scripts/install-deps.sh
+
+clean: ## Remove build output
+	rm -rf build
+
+.PHONY: help run test fuzz smoke bench check cross deps clean

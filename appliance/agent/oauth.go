@@ -1,0 +1,248 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"mailagent/appliance/alarm"
+	"mailagent/appliance/config"
+	"mailagent/appliance/oauth"
+)
+
+// tokenState is the OAuth2 client and token source for one configuration.
+type tokenState struct {
+	mode, clientID string
+	client         *oauth.Client
+	source         *oauth.Source
+}
+
+// oauthFor returns the client and token source for c, making them anew
+// when the mode or client changed. The caller must not hold a.mu.
+func (a *Agent) oauthFor(c *config.Config) (*oauth.Client, *oauth.Source, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if ts := a.oauth; ts != nil && ts.mode == c.OAuth2.Mode && ts.clientID == c.OAuth2.ClientID {
+		return ts.client, ts.source, nil
+	}
+	cl, err := oauth.NewClient(oauth.ClientOptions{Config: c, HTTP: a.httpClient, Now: a.now, NotBefore: a.buildDate})
+	if err != nil {
+		return nil, nil, err
+	}
+	src, err := oauth.NewSource(oauth.SourceOptions{Path: a.TokensPath(), Grant: cl, Config: c, Now: a.now, Log: a.log})
+	if err != nil {
+		return nil, nil, err
+	}
+	a.oauth = &tokenState{mode: c.OAuth2.Mode, clientID: c.OAuth2.ClientID, client: cl, source: src}
+	return cl, src, nil
+}
+
+// TokenStatus reports the OAuth2 state, or nil when OAuth2 is not used.
+func (a *Agent) TokenStatus() (*oauth.Status, error) {
+	c := a.Config()
+	if c.SMTP.Auth != "oauth2" || c.OAuth2.Mode == "" {
+		return nil, nil
+	}
+	_, src, err := a.oauthFor(&c)
+	if err != nil {
+		return nil, err
+	}
+	st := src.Status()
+	return &st, nil
+}
+
+// Interactive reports whether the configured mode needs a person to sign in.
+func (a *Agent) Interactive() (config.Mode, error) {
+	c := a.Config()
+	m, ok := config.LookupMode(c.OAuth2.Mode)
+	if !ok {
+		return m, fmt.Errorf("oauth2.mode is not set: choose one of the modes first (mailagent config set oauth2.mode …)")
+	}
+	return m, nil
+}
+
+// StartAuthorize begins an authorisation-code grant: the address the person
+// opens, and what FinishAuthorize needs.
+func (a *Agent) StartAuthorize() (string, oauth.Pending, error) {
+	c := a.Config()
+	cl, _, err := a.oauthFor(&c)
+	if err != nil {
+		return "", oauth.Pending{}, err
+	}
+	return cl.Start()
+}
+
+// FinishAuthorize completes the grant from the address the browser was sent
+// to, and stores the tokens.
+func (a *Agent) FinishAuthorize(ctx context.Context, p oauth.Pending, redirected string) (string, error) {
+	c := a.Config()
+	cl, src, err := a.oauthFor(&c)
+	if err != nil {
+		return "", err
+	}
+	tok, err := cl.Finish(ctx, p, redirected)
+	if err != nil {
+		src.AuthorizationFailed(ctx, err)
+		return "", err
+	}
+	return a.authorized(ctx, src, &c, tok)
+}
+
+// DeviceAuthorize runs the device-code grant; show is told the code and the
+// address to open.
+func (a *Agent) DeviceAuthorize(ctx context.Context, show func(da *oauth2.DeviceAuthResponse)) (string, error) {
+	c := a.Config()
+	cl, src, err := a.oauthFor(&c)
+	if err != nil {
+		return "", err
+	}
+	da, err := cl.DeviceAuth(ctx)
+	if err != nil {
+		return "", err
+	}
+	show(da)
+	tok, err := cl.DevicePoll(ctx, da)
+	if err != nil {
+		src.AuthorizationFailed(ctx, err)
+		return "", err
+	}
+	return a.authorized(ctx, src, &c, tok)
+}
+
+// ObtainNow gets tokens at once for a mode that needs no person.
+func (a *Agent) ObtainNow(ctx context.Context) (string, error) {
+	c := a.Config()
+	cl, src, err := a.oauthFor(&c)
+	if err != nil {
+		return "", err
+	}
+	tok, err := cl.Obtain(ctx)
+	if err != nil {
+		return "", err
+	}
+	return a.authorized(ctx, src, &c, tok)
+}
+
+func (a *Agent) authorized(ctx context.Context, src *oauth.Source, c *config.Config, tok *oauth2.Token) (string, error) {
+	account := c.SMTP.User
+	if err := src.Authorized(ctx, tok, account); err != nil {
+		return "", err
+	}
+	a.log.Info("authorised", "mode", c.OAuth2.Mode, "account", account)
+	return account, nil
+}
+
+// KeepAlive refreshes the grant every keepalive_interval while the agent
+// runs, checking hourly, and watches the client secret's expiry. A dead
+// grant found this way is reported like failing mail (status, syslog,
+// attention indicator) before an alarm needs it.
+func (a *Agent) KeepAlive(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		c := a.Config()
+		if c.SMTP.Auth == "oauth2" && c.OAuth2.Mode != "" {
+			if _, src, err := a.oauthFor(&c); err == nil {
+				err := src.KeepAlive(ctx, c.Alarms.KeepaliveInterval.Duration)
+				var re *oauth.ReauthError
+				switch {
+				case errors.As(err, &re):
+					a.deliveryChanged(err)
+				case err != nil:
+					a.log.Warn("keep-alive refresh failed", "err", err)
+				}
+				a.watchSecret(&c, src)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// secretLevels are the days before the client secret's expiry at which a
+// warning mail goes out, with its severity.
+var secretLevels = []struct {
+	days int
+	sev  alarm.Severity
+}{{1, alarm.Critical}, {7, alarm.Major}, {30, alarm.Warning}}
+
+// watchSecret raises an alarm once when the client secret is 30, 7 and 1
+// days from its expiry (oauth2.secret_expires); tokens.toml remembers which
+// warning was given, so a restart does not repeat it.
+func (a *Agent) watchSecret(c *config.Config, src *oauth.Source) {
+	exp := c.OAuth2.SecretExpires
+	if exp.IsZero() {
+		return
+	}
+	days := int(exp.Sub(a.now()).Hours()/24 + 0.999)
+	level := 0
+	var sev alarm.Severity
+	for _, l := range secretLevels {
+		if days <= l.days {
+			level, sev = l.days, l.sev
+			break
+		}
+	}
+	given := src.SecretWarning()
+	if level == 0 {
+		if given != 0 { // a new secret with a later date: start over
+			src.SetSecretWarning(0)
+		}
+		return
+	}
+	if given != 0 && given <= level {
+		return
+	}
+	text := fmt.Sprintf("The OAuth2 client secret of mode %s expires on %s (in %d days). Create a new secret at the provider, then set oauth2.client_secret and oauth2.secret_expires.",
+		c.OAuth2.Mode, exp.Format("2006-01-02"), days)
+	if days <= 0 {
+		text = fmt.Sprintf("The OAuth2 client secret of mode %s expired on %s. Create a new secret at the provider, then set oauth2.client_secret and oauth2.secret_expires.",
+			c.OAuth2.Mode, exp.Format("2006-01-02"))
+	}
+	al := alarm.Alarm{Time: a.now(), Severity: sev, Code: "SECRET-EXPIRES", Source: "mailagent", Text: text}
+	if err := a.Accept(context.Background(), al); err != nil {
+		a.log.Warn("secret expiry warning not queued", "err", err)
+		return
+	}
+	if err := src.SetSecretWarning(level); err != nil {
+		a.log.Warn("secret expiry warning not recorded", "err", err)
+	}
+}
+
+// ImportKinds are the files Import reads.
+var ImportKinds = []string{"google-client", "google-service-account"}
+
+// Import reads a provider's downloaded file (Google's client JSON or
+// service-account key) into mailagent.toml.
+func (a *Agent) Import(kind string, data []byte) error {
+	f, err := config.Load(a.ConfigPath())
+	if err != nil {
+		return err
+	}
+	switch kind {
+	case "google-client":
+		err = oauth.ImportGoogleClient(&f.Config, data)
+	case "google-service-account":
+		err = oauth.ImportGoogleServiceAccount(&f.Config, data)
+	default:
+		return fmt.Errorf("cannot import %q (known: google-client, google-service-account)", kind)
+	}
+	if err != nil {
+		return err
+	}
+	return config.Save(a.ConfigPath(), &f.Config)
+}
+
+// ClockUnset says whether the system clock reads a time before the build
+// date, which means it was never set: tokens, signed assertions and
+// certificates cannot work until it is.
+func (a *Agent) ClockUnset() (now time.Time, unset bool) {
+	now = a.now()
+	return now, !a.buildDate.IsZero() && now.Before(a.buildDate)
+}

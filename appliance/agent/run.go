@@ -1,0 +1,66 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"mailagent/appliance/alarm"
+	"mailagent/appliance/ingest"
+)
+
+// SocketPath is the local socket `mailagent alarm` talks to.
+func (a *Agent) SocketPath() string { return filepath.Join(a.runDir, ingest.SocketName) }
+
+// Run takes alarms on the local socket, queues them (in memory, or on flash
+// when they must persist) and mails them, until ctx ends. An alarm is
+// answered "ok" only once it is queued. ready, if not nil, is called once
+// the agent accepts alarms.
+func (a *Agent) Run(ctx context.Context, ready func()) error {
+	c := a.Config()
+	sp, err := a.openSpool(&c)
+	if err != nil {
+		return err
+	}
+	defer sp.Close()
+	ob := a.newOutbox(&c, sp)
+	min, _ := alarm.ParseSeverity(c.Alarms.MinSeverity)
+	a.mu.Lock()
+	a.outbox, a.minSeverity = ob, min
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		a.outbox = nil
+		a.mu.Unlock()
+	}()
+	s, err := ingest.ListenSocket(a.SocketPath(), a.Accept, a.log)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	s.SetControl(a.control)
+	if c.Syslog.ListenUDP != "" || c.Syslog.ListenTCP != "" {
+		smin, _ := alarm.ParseSeverity(c.Syslog.MinSeverity)
+		sl, err := ingest.ListenSyslog(ingest.SyslogOptions{UDP: c.Syslog.ListenUDP, TCP: c.Syslog.ListenTCP, MinSeverity: smin, Sink: a.Accept, Log: a.log})
+		if err != nil {
+			return fmt.Errorf("syslog: %w", err)
+		}
+		defer sl.Close()
+		go sl.Serve(ctx)
+		udp, tcp := sl.Addrs()
+		a.log.Info("syslog listening", "udp", udp, "tcp", tcp)
+	}
+	go a.KeepAlive(ctx)
+	done := make(chan struct{})
+	go func() {
+		ob.Run(ctx)
+		close(done)
+	}()
+	a.log.Info("agent running", "board", a.board.Name, "data", a.dataDir, "socket", a.SocketPath())
+	if ready != nil {
+		ready()
+	}
+	err = s.Serve(ctx)
+	<-done
+	return err
+}

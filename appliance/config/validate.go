@@ -1,0 +1,233 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/mail"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// Problems is every problem Validate found, each naming its key.
+type Problems []*KeyError
+
+func (p Problems) Error() string {
+	lines := make([]string, len(p))
+	for i, e := range p {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// For returns the problems with key.
+func (p Problems) For(key string) Problems {
+	var out Problems
+	for _, e := range p {
+		if e.Key == key {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Validate checks a configuration with its defaults filled in (WithDefaults)
+// and returns every problem at once as Problems, or nil. Messages are plain
+// words for the administrator: what is wrong and, where it helps, what to do.
+func Validate(c *Config) error {
+	var v validator
+	v.mail(c)
+	v.smtp(c)
+	v.oauth2(c)
+	v.alarms(c)
+	v.listeners(c)
+	if len(v) == 0 {
+		return nil
+	}
+	return Problems(sortedKeyErrors(v))
+}
+
+type validator []*KeyError
+
+func (v *validator) add(key, format string, args ...any) {
+	*v = append(*v, &KeyError{Key: key, Err: fmt.Errorf(format, args...)})
+}
+
+func (v *validator) address(key, addr string) {
+	if strings.ContainsAny(addr, "\r\n\x00<>, ") {
+		v.add(key, "%q is not a mail address: it may not contain spaces, commas, angle brackets or line breaks", addr)
+		return
+	}
+	a, err := mail.ParseAddress(addr)
+	if err != nil || a.Address != addr || strings.Count(addr, "@") != 1 {
+		v.add(key, "%q is not a mail address (expected name@domain)", addr)
+	}
+}
+
+func (v *validator) mail(c *Config) {
+	if c.Mail.From == "" {
+		v.add("mail.from", "not set: the sender address of alarm mails is needed")
+	} else {
+		v.address("mail.from", c.Mail.From)
+	}
+	if len(c.Mail.To) == 0 {
+		v.add("mail.to", "not set: at least one recipient address is needed")
+	}
+	for _, to := range c.Mail.To {
+		v.address("mail.to", to)
+	}
+	for _, k := range []struct{ key, val string }{
+		{"mail.from_name", c.Mail.FromName}, {"mail.to_name", c.Mail.ToName},
+		{"mail.subject_prefix", c.Mail.SubjectPrefix}, {"device.name", c.Device.Name},
+	} {
+		if strings.ContainsAny(k.val, "\r\n") {
+			v.add(k.key, "may not contain line breaks")
+		}
+	}
+}
+
+func (v *validator) smtp(c *Config) {
+	s := c.SMTP
+	if s.Host == "" {
+		v.add("smtp.host", "not set: the name of the submission server is needed (for example smtp.example.com)")
+	} else if strings.ContainsAny(s.Host, " /:\r\n") && net.ParseIP(s.Host) == nil {
+		v.add("smtp.host", "%q is not a host name", s.Host)
+	}
+	if s.Port < 1 || s.Port > 65535 {
+		v.add("smtp.port", "%d is not a port number (1-65535)", s.Port)
+	}
+	v.enum(c, "smtp.tls", s.TLS)
+	v.enum(c, "smtp.auth", s.Auth)
+	if s.TLS == "tls" && s.Port == 587 {
+		v.add("smtp.port", "port 587 speaks STARTTLS, not implicit TLS: use tls = \"starttls\" or port 465")
+	}
+	if s.TLS == "starttls" && s.Port == 465 {
+		v.add("smtp.port", "port 465 speaks implicit TLS: use tls = \"tls\"")
+	}
+	switch s.Auth {
+	case "password":
+		if s.User == "" {
+			v.add("smtp.user", "not set: password authentication needs a user name")
+		}
+		if !s.Password.IsSet() {
+			v.add("smtp.password", "not set: password authentication needs a password")
+		}
+	case "oauth2":
+		if c.OAuth2.Mode == "" {
+			v.add("oauth2.mode", "not set: auth = \"oauth2\" needs an OAuth2 mode (%s)", strings.Join(ModeNames(), ", "))
+		}
+	}
+	if s.Auth != "none" && s.TLS == "none" {
+		v.add("smtp.tls", "credentials would travel in plain text: use starttls or tls")
+	}
+	if strings.ContainsAny(s.HELO, " \r\n") {
+		v.add("smtp.helo", "%q is not a host name", s.HELO)
+	}
+}
+
+func (v *validator) oauth2(c *Config) {
+	o := c.OAuth2
+	if o.Mode == "" {
+		return
+	}
+	m, ok := LookupMode(o.Mode)
+	if !ok {
+		v.add("oauth2.mode", "%q is not a mode (%s)", o.Mode, strings.Join(ModeNames(), ", "))
+		return
+	}
+	for _, need := range m.Needs {
+		alts := strings.Split(need, "|")
+		set := false
+		for _, a := range alts {
+			if c.isSet(a) {
+				set = true
+			}
+		}
+		if !set {
+			v.add(alts[0], "not set: mode %s needs %s", o.Mode, strings.Join(alts, " or "))
+		}
+	}
+	if m.Microsoft && o.Mode == "microsoft365" && (o.Tenant == "common" || o.Tenant == "consumers") {
+		v.add("oauth2.tenant", "mode microsoft365 cannot use tenant %q: set the tenant ID or domain (or organizations)", o.Tenant)
+	}
+	for _, k := range []struct{ key, val string }{
+		{"oauth2.authority", o.Authority}, {"oauth2.auth_url", o.AuthURL}, {"oauth2.token_url", o.TokenURL},
+		{"oauth2.device_auth_url", o.DeviceAuthURL}, {"oauth2.redirect_url", o.RedirectURL},
+	} {
+		if k.val == "" {
+			continue
+		}
+		u, err := url.Parse(k.val)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			v.add(k.key, "%q is not an http(s) URL", k.val)
+		}
+	}
+	if o.LoginHint != "" && strings.ContainsAny(o.LoginHint, "\r\n ") {
+		v.add("oauth2.login_hint", "%q is not an account name", o.LoginHint)
+	}
+}
+
+func (v *validator) alarms(c *Config) {
+	a := c.Alarms
+	v.enum(c, "alarms.min_severity", a.MinSeverity)
+	v.enum(c, "alarms.persist_severity", a.PersistSeverity)
+	v.enum(c, "syslog.min_severity", c.Syslog.MinSeverity)
+	if a.MemoryQueueEntries < 1 {
+		v.add("alarms.memory_queue_entries", "%d: must be at least 1", a.MemoryQueueEntries)
+	}
+	if a.PersistentQueueEntries < 1 {
+		v.add("alarms.persistent_queue_entries", "%d: must be at least 1", a.PersistentQueueEntries)
+	}
+	if a.MaxMailsPerHour < 1 {
+		v.add("alarms.max_mails_per_hour", "%d: must be at least 1", a.MaxMailsPerHour)
+	}
+	if ki := a.KeepaliveInterval.Duration; ki != 0 && ki < 1e9*60 {
+		v.add("alarms.keepalive_interval", "%s is too short: at least 1m", ki)
+	}
+}
+
+func (v *validator) listeners(c *Config) {
+	for _, k := range []struct{ key, val string }{
+		{"http.listen", c.HTTP.Listen}, {"syslog.listen_udp", c.Syslog.ListenUDP}, {"syslog.listen_tcp", c.Syslog.ListenTCP},
+	} {
+		if k.val == "" {
+			continue
+		}
+		_, port, err := net.SplitHostPort(k.val)
+		if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 {
+			v.add(k.key, "%q is not an address (host:port or :port)", k.val)
+		}
+	}
+	for _, p := range c.HTTP.TrustProxy {
+		if net.ParseIP(p) == nil {
+			if _, _, err := net.ParseCIDR(p); err != nil {
+				v.add("http.trust_proxy", "%q is not an IP address or network", p)
+			}
+		}
+	}
+	if (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == "") {
+		v.add("http.tls_key", "tls_cert and tls_key go together: set both or neither")
+	}
+	if c.HTTP.AlarmUser != "" && !c.HTTP.AlarmPassword.IsSet() {
+		v.add("http.alarm_password", "not set: alarm_user needs a password")
+	}
+	if c.Console.Baud < 0 {
+		v.add("console.baud", "%d is not a speed", c.Console.Baud)
+	}
+}
+
+func (v *validator) enum(c *Config, name, val string) {
+	k, err := LookupKey(name)
+	if err != nil || val == "" || contains(k.Enum, val) {
+		return
+	}
+	v.add(name, "%q is not one of %s", val, strings.Join(k.Enum, ", "))
+}
+
+// AsProblems returns err's Problems, if it has them.
+func AsProblems(err error) (Problems, bool) {
+	var p Problems
+	ok := errors.As(err, &p)
+	return p, ok
+}

@@ -1,0 +1,437 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"mailagent/appliance/alarm"
+)
+
+// fakeSink records the alarms it takes and refuses those whose code is in
+// refuse.
+type fakeSink struct {
+	mu     sync.Mutex
+	got    []alarm.Alarm
+	refuse map[string]bool
+}
+
+func (f *fakeSink) take(ctx context.Context, a alarm.Alarm) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.refuse[a.Code] {
+		return errors.New("the alarm queue is full of more severe alarms; try again later")
+	}
+	f.got = append(f.got, a)
+	return nil
+}
+
+func (f *fakeSink) alarms() []alarm.Alarm {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]alarm.Alarm(nil), f.got...)
+}
+
+// syncBuffer is a log destination tests can read while the listener writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// newSyslogForTest listens on 127.0.0.1 (UDP and TCP unless o says
+// otherwise) and serves until the test ends. The log goes to the test's
+// output and to the returned buffer.
+func newSyslogForTest(t *testing.T, o SyslogOptions) (*Syslog, *syncBuffer) {
+	t.Helper()
+	if o.UDP == "" && o.TCP == "" {
+		o.UDP, o.TCP = "127.0.0.1:0", "127.0.0.1:0"
+	}
+	logs := new(syncBuffer)
+	o.Log = slog.New(slog.NewTextHandler(io.MultiWriter(t.Output(), logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s, err := ListenSyslog(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve = %v", err)
+		}
+	})
+	return s, logs
+}
+
+// waitStats waits until cond holds for the listener's counts.
+func waitStats(t *testing.T, s *Syslog, what string, cond func(SyslogStats) bool) SyslogStats {
+	t.Helper()
+	for range 2000 {
+		if st := s.Stats(); cond(st) {
+			return st
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("waiting for %s: stats %+v", what, s.Stats())
+	return SyslogStats{}
+}
+
+func sendUDP(t *testing.T, s *Syslog, msgs ...string) {
+	t.Helper()
+	udp, _ := s.Addrs()
+	c, err := net.Dial("udp", udp.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, m := range msgs {
+		if _, err := c.Write([]byte(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func dialTCP(t *testing.T, s *Syslog) net.Conn {
+	t.Helper()
+	_, tcp := s.Addrs()
+	c, err := net.Dial("tcp", tcp.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func sendTCP(t *testing.T, s *Syslog, stream string) {
+	t.Helper()
+	c := dialTCP(t, s)
+	if _, err := io.WriteString(c, stream); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+}
+
+// want is what a test checks of an alarm.
+type want struct {
+	sev    alarm.Severity
+	code   string
+	source string
+	text   string
+	detail string // "key=value" that must be among the details
+}
+
+func check(t *testing.T, a alarm.Alarm, w want) {
+	t.Helper()
+	if a.Severity != w.sev || a.Code != w.code || a.Source != w.source || a.Text != w.text {
+		t.Errorf("alarm = %v %q %q %q, want %v %q %q %q", a.Severity, a.Code, a.Source, a.Text, w.sev, w.code, w.source, w.text)
+	}
+	if w.detail != "" {
+		found := false
+		for _, d := range a.Details {
+			found = found || d.Key+"="+d.Value == w.detail
+		}
+		if !found {
+			t.Errorf("details %v lack %s", a.Details, w.detail)
+		}
+	}
+	if a.Time.IsZero() {
+		t.Errorf("alarm has no time")
+	}
+}
+
+// The exact forms util-linux logger 2.38 sends (captured from
+// `logger --rfc3164|--rfc5424 -n 127.0.0.1 -P PORT -d|-T [--octet-count]`).
+var loggerLines = []struct {
+	name string
+	msg  string
+	want want
+}{
+	{"rfc3164", `<27>Nov 24 11:32:49 vm myapp: hello udp`,
+		want{alarm.Major, "myapp", "vm", "hello udp", "priority=daemon.err"}},
+	{"rfc5424", `<27>1 2026-11-24T11:32:49.775610+00:00 vm myapp - - [timeQuality tzKnown="1" isSynced="0"] hello udp`,
+		want{alarm.Major, "myapp", "vm", "hello udp", "priority=daemon.err"}},
+	{"rfc5424 msgid sd", `<132>1 2026-11-24T11:32:49.843659+00:00 vm root - LINKDOWN [timeQuality tzKnown="1" isSynced="0"][x@1 a="b"] port 3 down`,
+		want{alarm.Warning, "LINKDOWN", "vm", "port 3 down", "x@1.a=b"}},
+	{"rfc3164 without host or time", `<10>sshd[42]: out of memory`,
+		want{alarm.Critical, "sshd", "127.0.0.1", "out of memory", "priority=user.crit"}},
+	{"rfc5424 nil host", `<11>1 - - app - ERR-7 - disk full`,
+		want{alarm.Major, "ERR-7", "127.0.0.1", "disk full", "app=app"}},
+}
+
+func TestSyslogUDP(t *testing.T) {
+	for _, tt := range loggerLines {
+		t.Run(tt.name, func(t *testing.T) {
+			sink := new(fakeSink)
+			s, _ := newSyslogForTest(t, SyslogOptions{UDP: "127.0.0.1:0", Sink: sink.take})
+			sendUDP(t, s, tt.msg)
+			waitStats(t, s, "one alarm", func(st SyslogStats) bool { return st.Accepted == 1 })
+			check(t, sink.alarms()[0], tt.want)
+		})
+	}
+}
+
+func TestSyslogTCP(t *testing.T) {
+	framings := []struct {
+		name  string
+		frame func(string) string
+	}{
+		{"newline", func(m string) string { return m + "\n" }},
+		{"crlf", func(m string) string { return m + "\r\n" }},
+		{"octet counting", func(m string) string { return fmt.Sprintf("%d %s", len(m), m) }},
+	}
+	for _, f := range framings {
+		t.Run(f.name, func(t *testing.T) {
+			sink := new(fakeSink)
+			s, _ := newSyslogForTest(t, SyslogOptions{TCP: "127.0.0.1:0", Sink: sink.take})
+			// All lines over one connection, as a relay sends them.
+			var stream strings.Builder
+			for _, tt := range loggerLines {
+				stream.WriteString(f.frame(tt.msg))
+			}
+			sendTCP(t, s, stream.String())
+			waitStats(t, s, "every alarm", func(st SyslogStats) bool { return st.Accepted == uint64(len(loggerLines)) })
+			got := sink.alarms()
+			for i, tt := range loggerLines {
+				check(t, got[i], tt.want)
+			}
+		})
+	}
+}
+
+func TestSyslogMixedFramingOneConnection(t *testing.T) {
+	sink := new(fakeSink)
+	s, _ := newSyslogForTest(t, SyslogOptions{TCP: "127.0.0.1:0", Sink: sink.take})
+	m1 := `<27>Nov 24 11:32:49 vm a: one`
+	m2 := "<27>Nov 24 11:32:49 vm b: two\nlines"
+	sendTCP(t, s, m1+"\n"+fmt.Sprintf("%d %s", len(m2), m2)+"<27>Nov 24 11:32:49 vm c: three\n")
+	waitStats(t, s, "three alarms", func(st SyslogStats) bool { return st.Accepted == 3 })
+	got := sink.alarms()
+	if got[0].Text != "one" || got[1].Text != "two\nlines" || got[2].Text != "three" {
+		t.Errorf("texts = %q %q %q", got[0].Text, got[1].Text, got[2].Text)
+	}
+}
+
+func TestSyslogCounts(t *testing.T) {
+	tests := []struct {
+		name string
+		msgs []string
+		want SyslogStats
+	}{
+		{"below min severity", []string{`<30>Nov 24 11:32:49 vm d: info`, `<29>Nov 24 11:32:49 vm d: notice`, `<28>Nov 24 11:32:49 vm d: warning`},
+			SyslogStats{Received: 3, Accepted: 1, Ignored: 2}},
+		{"malformed", []string{`hello`, `<999>x`, ``, `<28>Nov 24 11:32:49 vm d: still here`},
+			SyslogStats{Received: 4, Accepted: 1, Malformed: 3}},
+		{"refused", []string{`<27>Nov 24 11:32:49 vm FULL: lost`, `<27>Nov 24 11:32:49 vm FULL: lost too`, `<27>Nov 24 11:32:49 vm ok: taken`},
+			SyslogStats{Received: 3, Accepted: 1, Refused: 2}},
+	}
+	for _, tt := range tests {
+		for _, transport := range []string{"udp", "tcp"} {
+			t.Run(tt.name+" "+transport, func(t *testing.T) {
+				sink := &fakeSink{refuse: map[string]bool{"FULL": true}}
+				s, logs := newSyslogForTest(t, SyslogOptions{MinSeverity: alarm.Warning, Sink: sink.take})
+				if transport == "udp" {
+					sendUDP(t, s, tt.msgs...)
+				} else {
+					sendTCP(t, s, strings.Join(tt.msgs, "\n")+"\n")
+				}
+				if transport == "tcp" && tt.name == "malformed" {
+					tt.want.Received-- // the empty line between frames is no message
+					tt.want.Malformed--
+				}
+				got := waitStats(t, s, "every message answered", func(st SyslogStats) bool {
+					return st.Received == tt.want.Received && st.Accepted+st.Ignored+st.Malformed+st.Refused == st.Received
+				})
+				if got != tt.want {
+					t.Errorf("stats = %+v, want %+v", got, tt.want)
+				}
+				if a := sink.alarms(); len(a) != 1 || a[0].Severity < alarm.Warning {
+					t.Errorf("sink got %v", a)
+				}
+				if tt.want.Refused > 0 {
+					if l := logs.String(); !strings.Contains(l, "syslog alarm refused") || !strings.Contains(l, "queue is full") {
+						t.Errorf("no refusal in the log:\n%s", l)
+					}
+				}
+				if tt.want.Malformed > 0 && !strings.Contains(logs.String(), "syslog message not understood") {
+					t.Errorf("no malformed message in the log:\n%s", logs.String())
+				}
+			})
+		}
+	}
+}
+
+func TestSyslogRefusalLogThrottled(t *testing.T) {
+	sink := &fakeSink{refuse: map[string]bool{"FULL": true}}
+	s, logs := newSyslogForTest(t, SyslogOptions{UDP: "127.0.0.1:0", Sink: sink.take})
+	for range 20 {
+		sendUDP(t, s, `<27>Nov 24 11:32:49 vm FULL: lost`)
+	}
+	waitStats(t, s, "twenty refusals", func(st SyslogStats) bool { return st.Refused == 20 })
+	if n := strings.Count(logs.String(), "syslog alarm refused"); n < 1 || n >= 20 {
+		t.Errorf("%d refusal lines for 20 refusals, want at least one and fewer than 20", n)
+	}
+}
+
+func TestSyslogLongMessagesCut(t *testing.T) {
+	sink := new(fakeSink)
+	s, _ := newSyslogForTest(t, SyslogOptions{MaxFrame: 64, Sink: sink.take})
+	long := `<27>Nov 24 11:32:49 vm app: ` + strings.Repeat("x", 500)
+	sendUDP(t, s, long)
+	sendTCP(t, s, long+"\n"+`<27>Nov 24 11:32:49 vm app: next`+"\n")
+	waitStats(t, s, "three alarms", func(st SyslogStats) bool { return st.Accepted == 3 })
+	for i, a := range sink.alarms() {
+		if len(a.Text) > 64 {
+			t.Errorf("alarm %d: text of %d bytes passed MaxFrame 64", i, len(a.Text))
+		}
+	}
+}
+
+func TestSyslogBrokenFramingClosesConnection(t *testing.T) {
+	sink := new(fakeSink)
+	s, logs := newSyslogForTest(t, SyslogOptions{TCP: "127.0.0.1:0", Sink: sink.take})
+	c := dialTCP(t, s)
+	io.WriteString(c, "12x <27>Nov 24 11:32:49 vm app: hi\n")
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Errorf("connection still open after a broken frame")
+	}
+	st := waitStats(t, s, "one malformed", func(st SyslogStats) bool { return st.Malformed == 1 })
+	if st.Accepted != 0 {
+		t.Errorf("stats = %+v", st)
+	}
+	if !strings.Contains(logs.String(), "framing broken") {
+		t.Errorf("no framing error in the log:\n%s", logs.String())
+	}
+	// The listener goes on.
+	sendTCP(t, s, "<27>Nov 24 11:32:49 vm app: after\n")
+	waitStats(t, s, "one alarm", func(st SyslogStats) bool { return st.Accepted == 1 })
+}
+
+func TestSyslogIdleConnectionClosed(t *testing.T) {
+	sink := new(fakeSink)
+	s, logs := newSyslogForTest(t, SyslogOptions{TCP: "127.0.0.1:0", Sink: sink.take, Idle: 50 * time.Millisecond})
+	c := dialTCP(t, s)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read = %v, want the connection closed by the listener", err)
+	}
+	if !strings.Contains(logs.String(), "idle") {
+		t.Errorf("no idle close in the log:\n%s", logs.String())
+	}
+}
+
+func TestSyslogMaxConns(t *testing.T) {
+	sink := new(fakeSink)
+	s, logs := newSyslogForTest(t, SyslogOptions{TCP: "127.0.0.1:0", Sink: sink.take, MaxConns: 1})
+	a := dialTCP(t, s)
+	io.WriteString(a, "<27>Nov 24 11:32:49 vm app: first\n")
+	waitStats(t, s, "the first alarm", func(st SyslogStats) bool { return st.Accepted == 1 })
+
+	b := dialTCP(t, s)
+	b.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := b.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("second connection: Read = %v, want it closed", err)
+	}
+	waitStats(t, s, "one rejection", func(st SyslogStats) bool { return st.ConnsRejected == 1 })
+	if !strings.Contains(logs.String(), "too many open") {
+		t.Errorf("no rejection in the log:\n%s", logs.String())
+	}
+
+	// The first connection still works; once it is gone, a new one is served.
+	io.WriteString(a, "<27>Nov 24 11:32:49 vm app: second\n")
+	waitStats(t, s, "the second alarm", func(st SyslogStats) bool { return st.Accepted == 2 })
+	a.Close()
+	for i := 0; s.Stats().Accepted < 3; i++ {
+		if i == 100 {
+			t.Fatalf("no third alarm: %+v", s.Stats())
+		}
+		// Until the listener has seen the first connection go, a new one is
+		// rejected.
+		rejected := s.Stats().ConnsRejected
+		c := dialTCP(t, s)
+		io.WriteString(c, "<27>Nov 24 11:32:49 vm app: third\n")
+		c.Close()
+		waitStats(t, s, "an answer", func(st SyslogStats) bool { return st.Accepted == 3 || st.ConnsRejected > rejected })
+	}
+}
+
+// A sink that blocks (a flash write that hangs) does not keep Close from
+// returning: Close cancels it.
+func TestSyslogCloseCancelsSink(t *testing.T) {
+	entered := make(chan struct{}, 1)
+	sink := func(ctx context.Context, a alarm.Alarm) error {
+		entered <- struct{}{}
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	s, err := ListenSyslog(SyslogOptions{UDP: "127.0.0.1:0", TCP: "127.0.0.1:0", Sink: sink})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() { done <- s.Serve(context.Background()) }()
+	sendTCP(t, s, "<27>Nov 24 11:32:49 vm app: stuck\n")
+	<-entered
+	s.Close()
+	if err := <-done; err != nil {
+		t.Errorf("Serve = %v", err)
+	}
+	if st := s.Stats(); st.Refused != 1 {
+		t.Errorf("stats = %+v, want the stuck alarm refused", st)
+	}
+	if err := s.Serve(context.Background()); err != nil {
+		t.Errorf("Serve after Close = %v", err)
+	}
+}
+
+func TestListenSyslogErrors(t *testing.T) {
+	sink := new(fakeSink)
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	tests := []struct {
+		name string
+		o    SyslogOptions
+		want string
+	}{
+		{"nothing to listen on", SyslogOptions{Sink: sink.take}, "no address"},
+		{"no sink", SyslogOptions{UDP: "127.0.0.1:0"}, "no sink"},
+		{"bad address", SyslogOptions{UDP: "127.0.0.1:x", Sink: sink.take}, "listen syslog udp"},
+		{"port taken", SyslogOptions{UDP: "127.0.0.1:0", TCP: busy.Addr().String(), Sink: sink.take}, "listen syslog tcp"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := ListenSyslog(tt.o)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("ListenSyslog = %v, want an error with %q", err, tt.want)
+			}
+			if s != nil {
+				s.Close()
+			}
+		})
+	}
+}

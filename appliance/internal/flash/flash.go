@@ -1,0 +1,351 @@
+// Package flash keeps small files on flash storage so that they survive
+// power cuts. What it guarantees:
+//
+//   - Atomic: Save writes a temporary file in the target's directory, fsyncs
+//     it, renames it over the target and fsyncs the directory, so after a
+//     power cut at any moment the path holds either the old or the new
+//     bytes, never a mix or nothing.
+//   - A previous good copy: Save keeps the same bytes as GoodPath(path), so
+//     when the file is damaged (by hand, or by a file system that lost it)
+//     Load falls back to what was last written, and says so.
+//   - No write when equal: Save and MarkGood read first and write nothing
+//     when the file already holds the data; an idle box writes zero bytes.
+//   - Private: files are mode 0600; a directory Save creates is 0700 (an
+//     existing one is left as it is).
+//   - Honest failures: errors name the path and keep the system's error for
+//     errors.Is (EROFS, ENOSPC, EACCES). A failed Save leaves the old file,
+//     its good copy and no temporary file behind.
+//
+// A file is never silently replaced: Load reports a damaged file as a
+// *DamagedError. Callers serialise writes to one path; flash does no
+// locking.
+package flash
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/google/renameio/v2"
+)
+
+const (
+	fileMode fs.FileMode = 0o600
+	dirMode  fs.FileMode = 0o700
+)
+
+var errNotRegular = errors.New("not a regular file")
+
+// GoodPath is where Save keeps the good copy of path.
+func GoodPath(path string) string { return path + ".good" }
+
+// DamagedError reports a file that cannot be read or fails its check.
+type DamagedError struct {
+	Path string // the damaged file
+	Err  error  // why: the read error or what the check said
+	// Fallback is the good copy whose data Load returned instead, or ""
+	// when there was none to use.
+	Fallback string
+}
+
+func (e *DamagedError) Error() string {
+	s := e.Path + " is damaged: " + e.Err.Error()
+	if e.Fallback != "" {
+		s += "; using " + e.Fallback
+	}
+	return s
+}
+
+func (e *DamagedError) Unwrap() error { return e.Err }
+
+// Save atomically replaces path with data, mode 0600, and then keeps the
+// same bytes as the good copy GoodPath(path). The directory is created
+// 0700 if missing. Files that already hold data are not written (a file
+// with the right bytes but another mode is only made 0600). A target or
+// good copy that exists and is not a regular file (a symbolic link
+// included) is refused.
+//
+// Both new files are written and fsynced before either is renamed into
+// place, so a full file system fails before anything changed.
+func Save(path string, data []byte) error {
+	return save([]string{path, GoodPath(path)}, data)
+}
+
+// MarkGood makes data the good copy of path when the good copy differs,
+// for example after a hand-written file has passed a check.
+func MarkGood(path string, data []byte) error {
+	return save([]string{GoodPath(path)}, data)
+}
+
+// Load reads path and checks it with check (nil accepts anything).
+//
+//   - Missing file: err wraps fs.ErrNotExist, whatever the good copy says.
+//   - File fine: data, nil, nil.
+//   - File damaged (unreadable, not a regular file, or check fails): the
+//     good copy's data and damaged (with Fallback set) if the good copy
+//     reads and passes check; otherwise nil data and err, a *DamagedError
+//     without Fallback.
+func Load(path string, check func([]byte) error) (data []byte, damaged *DamagedError, err error) {
+	data, err = read(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	if err == nil && check != nil {
+		err = check(data)
+	}
+	if err == nil {
+		return data, nil, nil
+	}
+	d := &DamagedError{Path: path, Err: err}
+	good := GoodPath(path)
+	if gdata, gerr := read(good); gerr == nil && (check == nil || check(gdata) == nil) {
+		d.Fallback = good
+		return gdata, d, nil
+	}
+	return nil, nil, d
+}
+
+// read reads a regular file, without blocking on a FIFO or device.
+func read(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, Cause(err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, Cause(err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, errNotRegular
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return nil, Cause(err)
+	}
+	return data, nil
+}
+
+// save makes every file in paths (all in one directory) hold data. It
+// checks all of them, then writes and fsyncs every new file, then renames
+// them in order and fsyncs the directory once.
+func save(paths []string, data []byte) error {
+	dir := filepath.Dir(paths[0])
+	if err := makeDir(dir); err != nil {
+		return fmt.Errorf("save %s: %w", paths[0], err)
+	}
+	var stale []string
+	for _, p := range paths {
+		same, err := holds(p, data)
+		if err != nil {
+			return fmt.Errorf("save %s: %w", p, err)
+		}
+		if !same {
+			stale = append(stale, p)
+		}
+	}
+	if len(stale) == 0 {
+		return nil
+	}
+	removeLeftovers(dir, stale)
+
+	var pending []*renameio.PendingFile
+	defer func() {
+		for _, f := range pending {
+			f.Cleanup() // no-op once replaced
+		}
+	}()
+	for _, p := range stale {
+		f, err := stage(p, data)
+		if err != nil {
+			return fmt.Errorf("save %s: %w", p, err)
+		}
+		pending = append(pending, f)
+	}
+	for i, f := range pending {
+		if err := f.CloseAtomicallyReplace(); err != nil {
+			return fmt.Errorf("save %s: %w", stale[i], Cause(err))
+		}
+	}
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("save %s: sync directory: %w", stale[0], err)
+	}
+	return nil
+}
+
+// holds reports whether p is a regular file holding data, making it 0600
+// if it does and is not. A missing or unreadable p does not hold data.
+func holds(p string, data []byte) (bool, error) {
+	fi, err := os.Lstat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, Cause(err)
+	}
+	if !fi.Mode().IsRegular() {
+		return false, errNotRegular
+	}
+	if fi.Size() != int64(len(data)) {
+		return false, nil
+	}
+	old, err := read(p)
+	if err != nil || !bytes.Equal(old, data) {
+		return false, nil
+	}
+	if fi.Mode().Perm() != fileMode {
+		if err := os.Chmod(p, fileMode); err != nil {
+			return true, fmt.Errorf("set mode %v: %w", fileMode, Cause(err))
+		}
+	}
+	return true, nil
+}
+
+// stage writes data to a new temporary file for p and fsyncs it.
+func stage(p string, data []byte) (*renameio.PendingFile, error) {
+	f, err := renameio.NewPendingFile(p,
+		renameio.WithTempDir(filepath.Dir(p)),
+		renameio.WithPermissions(fileMode))
+	if err != nil {
+		return nil, Cause(err)
+	}
+	if err := write(f, data); err != nil {
+		f.Cleanup()
+		return nil, Cause(err)
+	}
+	return f, nil
+}
+
+func write(f *renameio.PendingFile, data []byte) error {
+	// The umask may have taken bits from fileMode.
+	if fi, err := f.Stat(); err != nil {
+		return err
+	} else if fi.Mode().Perm() != fileMode {
+		if err := f.Chmod(fileMode); err != nil {
+			return err
+		}
+	}
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// makeDir creates dir 0700 if it is missing and fsyncs the parents of the
+// directories it created, so their entries survive a power cut.
+func makeDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("%s is not a directory", dir)
+		}
+		return nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return Cause(err)
+	}
+	var created []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil || filepath.Dir(d) == d {
+			break
+		}
+		created = append(created, d)
+	}
+	if err := os.MkdirAll(dir, dirMode); err != nil {
+		return fmt.Errorf("create %s: %w", dir, Cause(err))
+	}
+	for _, d := range created {
+		if err := syncDir(filepath.Dir(d)); err != nil {
+			return fmt.Errorf("create %s: sync parent: %w", d, err)
+		}
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return Cause(err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return Cause(err)
+}
+
+// removeLeftovers deletes temporary files that an interrupted Save (a power
+// cut between create and rename) left for paths: renameio names them "."
+// + base name + decimal digits. Failures are ignored: they only cost space.
+func removeLeftovers(dir string, paths []string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		for _, p := range paths {
+			rest, ok := strings.CutPrefix(e.Name(), "."+filepath.Base(p))
+			if ok && rest != "" && strings.Trim(rest, "0123456789") == "" && e.Type().IsRegular() {
+				os.Remove(filepath.Join(dir, e.Name()))
+			}
+		}
+	}
+}
+
+// Cause strips the operation and paths that os wraps around a system error
+// (*fs.PathError, *os.LinkError, *os.SyscallError): callers say which file
+// they meant, and a temporary name would only confuse. errors.Is still
+// finds the errno.
+func Cause(err error) error {
+	for {
+		switch e := err.(type) {
+		case *fs.PathError:
+			err = e.Err
+		case *os.LinkError:
+			err = e.Err
+		case *os.SyscallError:
+			err = e.Err
+		default:
+			return err
+		}
+	}
+}
+
+// Loaded is a file read and decoded by LoadDecoded.
+type Loaded[T any] struct {
+	// Value is the decoded file, or its good copy when Damaged is set.
+	Value T
+	// Raw is the bytes Value was decoded from.
+	Raw []byte
+	// Missing is true when there is no file: Value is T's zero value.
+	Missing bool
+	// Damaged is set when the file did not decode and the good copy was used.
+	Damaged *DamagedError
+}
+
+// LoadDecoded is Load with decode as the check, returning the decoded value:
+// a missing file is not an error but Missing, a damaged one falls back to the
+// good copy as Load does.
+func LoadDecoded[T any](path string, decode func([]byte) (T, error)) (Loaded[T], error) {
+	var l Loaded[T]
+	data, damaged, err := Load(path, func(b []byte) error {
+		v, err := decode(b)
+		l.Value = v
+		return err
+	})
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		var zero T
+		return Loaded[T]{Value: zero, Missing: true}, nil
+	case err != nil:
+		return Loaded[T]{}, err
+	}
+	l.Raw, l.Damaged = data, damaged
+	return l, nil
+}

@@ -1,0 +1,737 @@
+// Package spool is the persistent alarm queue: a bounded set of alarms in a
+// directory on flash that survives crashes and power cuts, shared by the
+// agent and by "mailagent alarm" when the agent is down.
+//
+// # Layout
+//
+// One file per alarm, ID.alarm. An ID is SEQ-S-TAG: a 16-digit hex sequence
+// number (the order of acceptance), the severity as one digit (0 cleared up
+// to 5 critical, so choosing what to evict needs no reads) and 8 random hex
+// digits, so that an old ID does not come back when the sequence starts
+// over in an emptied directory. A file is a 16-byte header (magic, format
+// version, kind, payload length, CRC-32C) and the alarm as JSON. The file
+// "drops" holds the drop counters in the same framing; it exists only while
+// there are drops to report. Files are 0600, the directory 0700.
+//
+// One file per alarm rather than an append-only segment: the queue holds a
+// few dozen entries, so delivering one is an unlink, nothing is ever
+// rewritten or compacted, and a damaged file costs that one alarm only.
+//
+// # Writes to flash
+//
+//   - Put, room left: the record goes to .ID.alarm.tmp, is fsynced, renamed
+//     to ID.alarm, and the directory is fsynced. 16 bytes plus the JSON
+//     (typically 150 to 400 bytes) and 2 fsyncs per accepted alarm.
+//   - Put, spool full: as above, and before the evicted file is unlinked the
+//     drop counters are written the same way and the directory is fsynced:
+//     16 bytes plus 10 to 80 bytes of JSON more, and 4 fsyncs in all. A
+//     power cut in between may count a drop whose alarm then stays queued;
+//     a drop is never missed.
+//   - Put refused with ErrFull: nothing.
+//   - Remove: one unlink per delivered alarm and one directory fsync per
+//     batch; no data bytes.
+//   - TakeDrops: an unlink of "drops" and one directory fsync. ForgetDrops
+//     leaving some: "drops" rewritten, 2 fsyncs. Nothing when there is
+//     nothing to take.
+//   - List, Len, Stats, Rescan and an idle spool write nothing.
+//
+// The file system adds its own metadata (inode, directory entry, journal)
+// and rounds each file up to its block size. Stats counts the bytes and
+// fsyncs this package asked for.
+//
+// # Power cuts
+//
+// A record is renamed into place only after its bytes are on flash, so a
+// cut leaves no record or a whole one, and maybe a temporary file, which the
+// next operation deletes. Should a file system still tear, lose or flip a
+// record, Open checks every record: a file that is short, long, fails its
+// checksum or does not decode is moved aside to ID.alarm.bad (the newest
+// 16 such files are kept), counted in Stats.Corrupt and named in
+// Stats.LastDamage, and the other records are unaffected. List checks each
+// record it reads the same way.
+//
+// # Sharing
+//
+// A Spool is safe for concurrent use. Several Spool values, in one process
+// or in several, may open the same directory: every operation holds an
+// exclusive flock on the directory and re-reads it, so each sees what the
+// others added or removed; an operation waits while another holds the lock.
+// Files are changed only under the lock, so a temporary file found under
+// the lock was left by a crash.
+package spool
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+
+	"mailagent/appliance/alarm"
+	"mailagent/appliance/internal/flash"
+)
+
+// DefaultMax is how many entries a spool holds when Options.Max is zero.
+const DefaultMax = 50
+
+// keepBad is how many damaged files are kept aside for inspection.
+const keepBad = 16
+
+const (
+	recordExt = ".alarm"
+	badExt    = ".bad"
+	tmpExt    = ".tmp"
+	dropsFile = "drops"
+)
+
+var (
+	// ErrFull is returned by Put when the spool is full and every entry in
+	// it is more severe than the alarm offered. It is a temporary
+	// condition: the caller answers with a retryable failure.
+	ErrFull = errors.New("spool: full")
+	// ErrClosed is returned by operations on a closed Spool.
+	ErrClosed = errors.New("spool: closed")
+)
+
+// Options configure a Spool.
+type Options struct {
+	// Max is the most entries the spool holds. If zero, DefaultMax is used.
+	Max int
+}
+
+// ID names an entry for as long as it is queued, in every process. A new
+// entry never takes the ID of one still queued; 32 random bits make reuse
+// of an ID delivered earlier unlikely.
+type ID string
+
+// Entry is a queued alarm.
+type Entry struct {
+	ID    ID
+	Alarm alarm.Alarm
+}
+
+// Drops counts the entries dropped to make room, by severity.
+type Drops [alarm.Critical + 1]int
+
+// Total is the number of drops of every severity.
+func (d Drops) Total() int {
+	n := 0
+	for _, c := range d {
+		n += c
+	}
+	return n
+}
+
+// Stats describe a spool as of its last operation.
+type Stats struct {
+	// Len is the number of entries; Max how many it holds at most.
+	Len, Max int
+	// Drops are the entries dropped to make room and not yet taken, from
+	// every process using the directory. They survive restarts.
+	Drops Drops
+	// Refused counts Put calls this Spool answered with ErrFull.
+	Refused int
+	// Corrupt counts damaged records this Spool found and set aside.
+	Corrupt int
+	// LastDamage names the last damaged file and says what was wrong.
+	LastDamage string
+	// Written and Syncs count the bytes this Spool wrote and the fsyncs
+	// (of files and of the directory) it asked for.
+	Written int64
+	Syncs   int
+}
+
+// Spool is a persistent alarm queue in a directory.
+type Spool struct {
+	path string
+	max  int
+
+	mu    sync.Mutex
+	dir   *os.File // flock and fsync; nil once closed
+	names []name   // oldest first, from the last scan
+	drops Drops
+	seq   uint64 // the highest sequence number seen
+	bad   map[string]bool
+	stats Stats
+
+	// testHookStep, if set, is called after each step that changes files.
+	testHookStep func(step string)
+}
+
+// Open opens the spool in dir, creating the directory (0700) if needed. It
+// deletes temporary files left by a crash and checks every record, setting
+// damaged ones aside (see Stats).
+func Open(dir string, opts Options) (*Spool, error) {
+	if opts.Max < 0 {
+		return nil, fmt.Errorf("open spool %s: max %d is negative", dir, opts.Max)
+	}
+	if opts.Max == 0 {
+		opts.Max = DefaultMax
+	}
+	if err := makeDir(dir); err != nil {
+		return nil, fmt.Errorf("open spool %s: %w", dir, flash.Cause(err))
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open spool %s: %w", dir, flash.Cause(err))
+	}
+	s := &Spool{path: dir, max: opts.Max, dir: d, bad: make(map[string]bool)}
+	s.stats.Max = opts.Max
+	err = s.locked(func() error {
+		for _, n := range s.names {
+			s.read(n)
+		}
+		s.forget()
+		return nil
+	})
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("open spool: %w", err)
+	}
+	return s, nil
+}
+
+// Close releases the directory. Later calls return ErrClosed.
+func (s *Spool) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dir == nil {
+		return ErrClosed
+	}
+	err := s.dir.Close()
+	s.dir = nil
+	return err
+}
+
+// Put adds a to the spool and returns once it is on flash. When the spool
+// is full it first drops the least severe entry, the oldest of those, and
+// counts it; if every entry is more severe than a, nothing changes and the
+// error wraps ErrFull.
+func (s *Spool) Put(a alarm.Alarm) (ID, error) {
+	if err := a.Validate(); err != nil {
+		return "", fmt.Errorf("put alarm: %w", err)
+	}
+	data, err := encodeAlarm(&a)
+	if err != nil {
+		return "", fmt.Errorf("put alarm %s: %w", a.Code, err)
+	}
+	var id ID
+	err = s.locked(func() error {
+		var err error
+		id, err = s.put(a.Severity, data)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("put alarm %s: %w", a.Code, err)
+	}
+	return id, nil
+}
+
+func (s *Spool) put(sev alarm.Severity, data []byte) (ID, error) {
+	evict, err := s.victims(sev)
+	if err != nil {
+		return "", err
+	}
+	n := name{seq: s.seq + 1, sev: sev, tag: randomTag()}
+	for s.exists(n.file()) {
+		n.tag = randomTag()
+	}
+	tmp, err := s.stage(n.file(), data)
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmp) // fails once renamed
+	s.step("record staged")
+
+	if len(evict) > 0 {
+		drops := s.drops
+		for _, v := range evict {
+			drops[v.sev]++
+		}
+		if err := s.writeDrops(drops); err != nil {
+			return "", err
+		}
+		s.step("drops written")
+		for _, v := range evict {
+			if err := os.Remove(s.file(v.file())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return "", fmt.Errorf("drop %s: %w", s.file(v.file()), flash.Cause(err))
+			}
+		}
+		s.step("evicted")
+	}
+	if err := os.Rename(tmp, s.file(n.file())); err != nil {
+		return "", fmt.Errorf("write %s: %w", s.file(n.file()), flash.Cause(err))
+	}
+	s.step("record renamed")
+	if err := s.syncDir(); err != nil {
+		return "", err
+	}
+	s.step("synced")
+	s.seq = n.seq
+	s.names = slices.DeleteFunc(s.names, func(m name) bool { return slices.Contains(evict, m) })
+	s.names = append(s.names, n)
+	s.stats.Len = len(s.names)
+	return n.id(), nil
+}
+
+// victims chooses the entries to drop so that one of severity sev fits.
+func (s *Spool) victims(sev alarm.Severity) ([]name, error) {
+	var evict []name
+	for len(s.names)-len(evict) >= s.max {
+		v := -1
+		for i, n := range s.names {
+			if slices.Contains(evict, n) {
+				continue
+			}
+			if v < 0 || n.sev < s.names[v].sev {
+				v = i
+			}
+		}
+		if s.names[v].sev > sev {
+			s.stats.Refused++
+			return nil, fmt.Errorf("%w: all %d entries are more severe than %s", ErrFull, len(s.names), sev)
+		}
+		evict = append(evict, s.names[v])
+	}
+	return evict, nil
+}
+
+// List returns the entries, oldest first, including those other processes
+// added. A damaged record is set aside and left out.
+func (s *Spool) List() ([]Entry, error) {
+	var list []Entry
+	err := s.locked(func() error {
+		list = make([]Entry, 0, len(s.names))
+		for _, n := range s.names {
+			if a := s.read(n); a != nil {
+				list = append(list, Entry{ID: n.id(), Alarm: *a})
+			}
+		}
+		s.forget()
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list spool: %w", err)
+	}
+	return list, nil
+}
+
+// Remove deletes delivered entries and returns once that is on flash. IDs
+// no longer in the spool are ignored.
+func (s *Spool) Remove(ids ...ID) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	for _, id := range ids {
+		if _, ok := parseName(string(id) + recordExt); !ok {
+			return fmt.Errorf("remove from spool %s: %q is not an entry ID", s.path, id)
+		}
+	}
+	err := s.locked(func() error {
+		removed := 0
+		for _, id := range ids {
+			err := os.Remove(s.file(string(id) + recordExt))
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("remove %s: %w", s.file(string(id)+recordExt), flash.Cause(err))
+			}
+			removed++
+		}
+		if removed == 0 {
+			return nil
+		}
+		s.step("removed")
+		if err := s.syncDir(); err != nil {
+			return err
+		}
+		s.names = slices.DeleteFunc(s.names, func(n name) bool { return slices.Contains(ids, n.id()) })
+		s.stats.Len = len(s.names)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("remove from spool: %w", err)
+	}
+	return nil
+}
+
+// Rescan re-reads the directory, so that Len and Stats include what other
+// processes changed. Every other operation does this too.
+func (s *Spool) Rescan() error {
+	if err := s.locked(func() error { return nil }); err != nil {
+		return fmt.Errorf("rescan spool: %w", err)
+	}
+	return nil
+}
+
+// Len is the number of entries as of the last operation.
+func (s *Spool) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.names)
+}
+
+// Stats describe the spool as of the last operation.
+func (s *Spool) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats
+	st.Len, st.Drops = len(s.names), s.drops
+	return st
+}
+
+// TakeDrops returns the drop counts and resets them on flash. Call it once
+// a mail has reported them; ForgetDrops is the form that keeps drops which
+// happened in between.
+func (s *Spool) TakeDrops() (Drops, error) {
+	var d Drops
+	err := s.locked(func() error {
+		d = s.drops
+		return s.setDrops(Drops{})
+	})
+	if err != nil {
+		return Drops{}, fmt.Errorf("take drops from spool: %w", err)
+	}
+	return d, nil
+}
+
+// ForgetDrops subtracts drops a mail has reported (as read from Stats
+// before the mail was sent) from the counts on flash.
+func (s *Spool) ForgetDrops(reported Drops) error {
+	err := s.locked(func() error {
+		d := s.drops
+		for i := range d {
+			d[i] = max(0, d[i]-reported[i])
+		}
+		return s.setDrops(d)
+	})
+	if err != nil {
+		return fmt.Errorf("forget drops in spool: %w", err)
+	}
+	return nil
+}
+
+func (s *Spool) setDrops(d Drops) error {
+	if d == s.drops {
+		return nil
+	}
+	if d.Total() == 0 {
+		if err := os.Remove(s.file(dropsFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove %s: %w", s.file(dropsFile), flash.Cause(err))
+		}
+		s.step("drops removed")
+		if err := s.syncDir(); err != nil {
+			return err
+		}
+		s.drops = d
+		return nil
+	}
+	return s.writeDrops(d)
+}
+
+// writeDrops replaces the drop counters file and fsyncs the directory.
+func (s *Spool) writeDrops(d Drops) error {
+	tmp, err := s.stage(dropsFile, encodeDrops(d))
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, s.file(dropsFile)); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", s.file(dropsFile), flash.Cause(err))
+	}
+	if err := s.syncDir(); err != nil {
+		return err
+	}
+	s.drops = d
+	return nil
+}
+
+// locked runs op holding the mutex and the directory lock, after a scan.
+func (s *Spool) locked(op func() error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dir == nil {
+		return ErrClosed
+	}
+	if err := flock(s.dir, syscall.LOCK_EX); err != nil {
+		return fmt.Errorf("lock %s: %w", s.path, flash.Cause(err))
+	}
+	defer flock(s.dir, syscall.LOCK_UN)
+	if err := s.scan(); err != nil {
+		return err
+	}
+	return op()
+}
+
+// scan re-reads the directory: record names, the drop counters, temporary
+// files left by a crash (deleted) and damaged files kept aside (pruned).
+func (s *Spool) scan() error {
+	entries, err := os.ReadDir(s.path)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", s.path, flash.Cause(err))
+	}
+	s.names = s.names[:0]
+	var bad []string
+	drops := false
+	for _, e := range entries {
+		f := e.Name()
+		if !e.Type().IsRegular() {
+			continue
+		}
+		if n, ok := parseName(f); ok {
+			s.names = append(s.names, n)
+			s.seq = max(s.seq, n.seq)
+			continue
+		}
+		switch {
+		case f == dropsFile:
+			drops = true
+		case strings.HasPrefix(f, ".") && strings.HasSuffix(f, tmpExt):
+			os.Remove(s.file(f)) // left by a crash; retried next time
+		case strings.HasSuffix(f, badExt):
+			bad = append(bad, f)
+		}
+	}
+	slices.SortFunc(s.names, name.compare)
+	s.stats.Len = len(s.names)
+	if len(bad) > keepBad {
+		slices.Sort(bad)
+		for _, f := range bad[:len(bad)-keepBad] {
+			os.Remove(s.file(f))
+		}
+	}
+	s.drops = Drops{}
+	if drops {
+		data, err := os.ReadFile(s.file(dropsFile))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("read %s: %w", s.file(dropsFile), flash.Cause(err))
+		}
+		if err == nil {
+			d, err := decodeDrops(data)
+			if err != nil {
+				s.damaged(dropsFile, err)
+			} else {
+				s.drops = d
+			}
+		}
+	}
+	return nil
+}
+
+// read reads and checks the record for n. It returns nil when the record
+// is gone or damaged; a damaged one is set aside.
+func (s *Spool) read(n name) *alarm.Alarm {
+	data, err := os.ReadFile(s.file(n.file()))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err == nil {
+		var a alarm.Alarm
+		a, err = decodeAlarm(data)
+		if err == nil && a.Severity != n.sev {
+			err = fmt.Errorf("severity %s does not match the name", a.Severity)
+		}
+		if err == nil {
+			return &a
+		}
+	}
+	// An unreadable record (EIO from worn flash) is damage too: it must
+	// not hold up the others.
+	s.damaged(n.file(), flash.Cause(err))
+	return nil
+}
+
+// damaged sets file aside as file.bad and counts it once.
+func (s *Spool) damaged(file string, why error) {
+	report := file + ": " + why.Error()
+	err := os.Rename(s.file(file), s.file(file+badExt))
+	if err != nil {
+		report += "; cannot set aside: " + flash.Cause(err).Error()
+	} else {
+		report += "; set aside as " + file + badExt
+		s.step("set aside")
+	}
+	// A file that stays (the rename failed) is counted once.
+	if err == nil || !s.bad[file] {
+		s.bad[file] = true
+		s.stats.Corrupt++
+		s.stats.LastDamage = report
+	}
+}
+
+// forget drops from s.names the records set aside since the scan.
+func (s *Spool) forget() {
+	s.names = slices.DeleteFunc(s.names, func(n name) bool {
+		return s.bad[n.file()] && !s.exists(n.file())
+	})
+	s.stats.Len = len(s.names)
+}
+
+// stage writes data to a new temporary file for file, fsyncs it and returns
+// its path.
+func (s *Spool) stage(file string, data []byte) (string, error) {
+	tmp := s.file("." + file + tmpExt)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("write %s: %w", s.file(file), flash.Cause(err))
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		s.stats.Written += int64(len(data))
+		s.stats.Syncs++
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("write %s: %w", s.file(file), flash.Cause(err))
+	}
+	return tmp, nil
+}
+
+func (s *Spool) syncDir() error {
+	s.stats.Syncs++
+	if err := s.dir.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", s.path, flash.Cause(err))
+	}
+	return nil
+}
+
+func (s *Spool) exists(file string) bool {
+	_, err := os.Lstat(s.file(file))
+	return err == nil
+}
+
+func (s *Spool) file(name string) string { return filepath.Join(s.path, name) }
+
+func (s *Spool) step(what string) {
+	if s.testHookStep != nil {
+		s.testHookStep(what)
+	}
+}
+
+// name is what a record's file name says about it.
+type name struct {
+	seq uint64
+	sev alarm.Severity
+	tag uint32
+}
+
+func (n name) id() ID { return ID(fmt.Sprintf("%016x-%d-%08x", n.seq, n.sev, n.tag)) }
+
+func (n name) file() string { return string(n.id()) + recordExt }
+
+func (n name) compare(m name) int {
+	switch {
+	case n.seq != m.seq:
+		return cmpUint(n.seq, m.seq)
+	case n.tag != m.tag:
+		return cmpUint(uint64(n.tag), uint64(m.tag))
+	}
+	return int(n.sev - m.sev)
+}
+
+func cmpUint(a, b uint64) int {
+	if a < b {
+		return -1
+	}
+	return 1
+}
+
+// parseName reads a record file name, exactly as name.file writes it.
+func parseName(f string) (name, bool) {
+	const size = 16 + 1 + 1 + 1 + 8
+	stem, ok := strings.CutSuffix(f, recordExt)
+	if !ok || len(stem) != size || stem[16] != '-' || stem[18] != '-' {
+		return name{}, false
+	}
+	var n name
+	for _, c := range []byte(stem[:16]) {
+		d, ok := hexDigit(c)
+		if !ok {
+			return name{}, false
+		}
+		n.seq = n.seq<<4 | uint64(d)
+	}
+	if stem[17] < '0' || stem[17] > '0'+byte(alarm.Critical) {
+		return name{}, false
+	}
+	n.sev = alarm.Severity(stem[17] - '0')
+	for _, c := range []byte(stem[19:]) {
+		d, ok := hexDigit(c)
+		if !ok {
+			return name{}, false
+		}
+		n.tag = n.tag<<4 | uint32(d)
+	}
+	return n, true
+}
+
+func hexDigit(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
+}
+
+func randomTag() uint32 {
+	var b [4]byte
+	rand.Read(b[:]) // never fails
+	return binary.LittleEndian.Uint32(b[:])
+}
+
+// makeDir creates dir 0700 if it is missing, and fsyncs its parent so the
+// new entry survives a power cut.
+func makeDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("%s is not a directory", dir)
+		}
+		return nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	p, err := os.Open(filepath.Dir(filepath.Clean(dir)))
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	return p.Sync()
+}
+
+func flock(f *os.File, how int) error {
+	c, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ferr error
+	err = c.Control(func(fd uintptr) {
+		for {
+			ferr = syscall.Flock(int(fd), how)
+			if ferr != syscall.EINTR {
+				return
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return ferr
+}

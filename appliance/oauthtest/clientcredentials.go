@@ -1,0 +1,38 @@
+package oauthtest
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// clientCredentials serves the client credentials grant (RFC 6749 §4.4):
+// app-only tokens for the client's mailbox, never a refresh token. The lock
+// is held.
+func (s *Server) clientCredentials(q *req, c *Client) reply {
+	if c.Auth == AuthNone {
+		return s.bad(q, refusal{status: http.StatusUnauthorized, code: "invalid_client", desc: "client credentials grant for a public client",
+			aad: 7000218, ms: "The request body must contain the following parameter: 'client_assertion' or 'client_secret'."})
+	}
+	if s.o.Flavour == Microsoft && q.tenant != s.o.Tenant {
+		return s.bad(q, refusal{code: "invalid_request", desc: fmt.Sprintf("client credentials under /%s: the tenant ID or domain is needed", q.tenant),
+			aad: 50059, ms: "No tenant-identifying information found in either the request or implied by any provided credentials."})
+	}
+	scope := q.form.Get("scope")
+	if scope == "" {
+		return s.bad(q, missing("scope"))
+	}
+	if s.o.Flavour == Microsoft {
+		for _, w := range strings.Fields(scope) {
+			if !strings.HasSuffix(w, "/.default") {
+				return s.bad(q, refusal{code: "invalid_scope", desc: fmt.Sprintf("scope %q: client credentials need resource/.default", w),
+					aad: 1002012, ms: fmt.Sprintf("The provided value for scope %s is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).", scope)})
+			}
+		}
+	}
+	user := c.Mailbox
+	if user == "" {
+		user = c.ID
+	}
+	return s.issue(q, c.ID, user, scope, 0, false)
+}

@@ -1,0 +1,237 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"mailagent/appliance/config"
+)
+
+const configUsage = "check | show [SECTION] | get KEY | set KEY VALUE|- | unset KEY | export | import google-client|google-service-account FILE"
+
+var cmdConfig = &Command{
+	Name:  "config",
+	Usage: configUsage,
+	Short: "check, show and change mailagent.toml",
+	Run: func(ctx context.Context, env *Env, args []string) error {
+		if len(args) == 0 {
+			return usagef("config: say check, show, get, set, unset or export")
+		}
+		sub, args := args[0], args[1:]
+		want := map[string][2]int{"check": {0, 0}, "show": {0, 1}, "get": {1, 1}, "set": {2, 2}, "unset": {1, 1}, "export": {0, 0}, "import": {2, 2}}
+		n, ok := want[sub]
+		if !ok {
+			return usagef("config: unknown subcommand %q", sub)
+		}
+		if len(args) < n[0] || len(args) > n[1] {
+			return usagef("config %s: wrong number of arguments (usage: mailagent config %s)", sub, configUsage)
+		}
+		if sub == "import" {
+			return configImport(env, args[0], args[1])
+		}
+		path := filepath.Join(env.dataDir(), config.FileName)
+		f, err := loadConfig(env, path, sub != "check")
+		if err != nil {
+			return err
+		}
+		switch sub {
+		case "check":
+			return configCheck(env, f)
+		case "show":
+			return configShow(env, f, args)
+		case "get":
+			k, err := config.LookupKey(args[0])
+			if err != nil {
+				return err
+			}
+			c := f.Config.WithDefaults(env.Board)
+			fmt.Fprintln(env.Stdout, k.Get(&c))
+			return nil
+		case "set", "unset":
+			return configChange(env, f, sub, args)
+		case "export":
+			_, err := env.Stdout.Write(config.Export(&f.Config))
+			return err
+		}
+		return nil
+	},
+}
+
+func (e *Env) dataDir() string {
+	if e.DataDir != "" {
+		return e.DataDir
+	}
+	return e.Board.DataDir
+}
+
+// loadConfig loads mailagent.toml; a damaged file with a good copy is
+// reported on stderr (when warn) and its good copy used.
+func loadConfig(env *Env, path string, warn bool) (*config.File, error) {
+	f, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if f.Damaged != nil && warn {
+		fmt.Fprintf(env.Stderr, "warning: %v\n", f.Damaged)
+	}
+	return f, nil
+}
+
+func configCheck(env *Env, f *config.File) error {
+	if f.Missing {
+		return &hintedError{fmt.Errorf("%s does not exist", f.Path),
+			"write it by hand or with \"mailagent config set KEY VALUE\"; \"mailagent config show\" lists every key"}
+	}
+	c := f.Config.WithDefaults(env.Board)
+	problems := config.Validate(&c)
+	if f.Damaged != nil {
+		fmt.Fprintf(env.Stderr, "error: %s is damaged: %v\n", f.Damaged.Path, f.Damaged.Err)
+		fmt.Fprintf(env.Stderr, "  mailagent uses the last good copy, %s, until the file is fixed\n", f.Damaged.Fallback)
+		if problems != nil {
+			fmt.Fprintf(env.Stderr, "  the last good copy has these problems:\n")
+			for _, line := range strings.Split(problems.Error(), "\n") {
+				fmt.Fprintf(env.Stderr, "  %s\n", line)
+			}
+		}
+		return &hintedError{fmt.Errorf("%s is damaged", f.Damaged.Path),
+			"fix the line named above, or replace the file with its last good copy: cp " + f.Damaged.Fallback + " " + f.Damaged.Path}
+	}
+	if problems != nil {
+		return &hintedError{fmt.Errorf("%s has problems:\n%w", f.Path, problems),
+			"change them with \"mailagent config set KEY VALUE\""}
+	}
+	if err := f.MarkGood(); err != nil {
+		fmt.Fprintf(env.Stderr, "warning: the last good copy could not be kept: %v\n", err)
+	}
+	fmt.Fprintf(env.Stdout, "ok: %s\n", f.Path)
+	return nil
+}
+
+func configShow(env *Env, f *config.File, args []string) error {
+	section := ""
+	if len(args) == 1 {
+		section = args[0]
+		found := false
+		for _, s := range config.Sections() {
+			found = found || s == section
+		}
+		if !found {
+			return usagef("config show: no section %q (sections: %s)", section, strings.Join(config.Sections(), ", "))
+		}
+	}
+	c := f.Config.WithDefaults(env.Board)
+	cur := ""
+	for _, k := range config.Keys {
+		if section != "" && k.Section != section {
+			continue
+		}
+		if k.Section != cur {
+			if cur != "" {
+				fmt.Fprintln(env.Stdout)
+			}
+			fmt.Fprintf(env.Stdout, "[%s]\n", k.Section)
+			cur = k.Section
+		}
+		v := k.Get(&c)
+		note := ""
+		if !k.IsSet(&f.Config) && k.IsSet(&c) {
+			note = "  # default"
+		}
+		fmt.Fprintf(env.Stdout, "%s = %s%s\n", k.Field, showValue(k, v), note)
+	}
+	return nil
+}
+
+func showValue(k config.Key, v string) string {
+	switch k.Kind {
+	case config.Int, config.Bool:
+		return v
+	case config.List:
+		if v == "" {
+			return "[]"
+		}
+		parts := strings.Split(v, ", ")
+		for i, p := range parts {
+			parts[i] = fmt.Sprintf("%q", p)
+		}
+		return "[" + strings.Join(parts, ", ") + "]"
+	}
+	return fmt.Sprintf("%q", v)
+}
+
+func configChange(env *Env, f *config.File, sub string, args []string) error {
+	k, err := config.LookupKey(args[0])
+	if err != nil {
+		return err
+	}
+	c := f.Config
+	if sub == "unset" {
+		k.Unset(&c)
+	} else {
+		val := args[1]
+		if val == "-" {
+			if val, err = readValue(env.Stdin); err != nil {
+				return fmt.Errorf("reading the value of %s: %w", k.Name, err)
+			}
+		}
+		if err := k.Set(&c, val); err != nil {
+			return err
+		}
+	}
+	if err := config.Save(f.Path, &c); err != nil {
+		return &hintedError{err, "the file was not changed; check that the data directory " + filepath.Dir(f.Path) + " is writable and has space"}
+	}
+	eff := c.WithDefaults(env.Board)
+	if p, ok := config.AsProblems(config.Validate(&eff)); ok {
+		for _, e := range p.For(k.Name) {
+			fmt.Fprintf(env.Stderr, "note: %v\n", e)
+		}
+	}
+	return nil
+}
+
+// readValue reads a value from r: everything up to EOF for a multi-line
+// value such as a PEM key, without the final line end.
+func readValue(r io.Reader) (string, error) {
+	b, err := io.ReadAll(bufio.NewReader(io.LimitReader(r, 1<<20)))
+	if err != nil {
+		return "", err
+	}
+	s := string(b)
+	if strings.Count(strings.TrimRight(s, "\r\n"), "\n") == 0 {
+		s = strings.TrimRight(s, "\r\n")
+	}
+	return s, nil
+}
+
+// configImport reads a provider's downloaded file into mailagent.toml.
+func configImport(env *Env, kind, file string) error {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	a, err := env.Agent()
+	if err != nil {
+		return err
+	}
+	if err := a.Import(kind, data); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "ok: %s imported into %s\n", file, a.ConfigPath())
+	return nil
+}
+
+// hintedError is an error with what to do about it.
+type hintedError struct {
+	err  error
+	hint string
+}
+
+func (e *hintedError) Error() string { return e.err.Error() }
+func (e *hintedError) Unwrap() error { return e.err }
+func (e *hintedError) Hint() string  { return e.hint }

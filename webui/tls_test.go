@@ -1,0 +1,115 @@
+package webui
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/tls"
+	"crypto/x509"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestFingerprint(t *testing.T) {
+	// SHA-256("abc")
+	want := "BA:78:16:BF:8F:01:CF:EA:41:41:40:DE:5D:AE:22:23:B0:03:61:A3:96:17:7A:9C:B4:10:FF:61:F2:00:15:AD"
+	if got := Fingerprint([]byte("abc")); got != want {
+		t.Errorf("Fingerprint(abc) = %s; want %s", got, want)
+	}
+}
+
+func TestSelfSigned(t *testing.T) {
+	dir := t.TempDir()
+	hosts := []string{"box.example.com", "192.168.1.10", "[fe80::1]", ""}
+	c, fp, err := SelfSigned(dir, hosts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(c.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`^([0-9A-F]{2}:){31}[0-9A-F]{2}$`).MatchString(fp) {
+		t.Errorf("fingerprint %q", fp)
+	}
+	if fp != Fingerprint(c.Certificate[0]) {
+		t.Errorf("fingerprint is not of the DER")
+	}
+	pub, ok := leaf.PublicKey.(*ecdsa.PublicKey)
+	if !ok || pub.Curve != elliptic.P256() {
+		t.Errorf("key %T; want ECDSA P-256", leaf.PublicKey)
+	}
+	if d := time.Until(leaf.NotAfter); d < 9*365*24*time.Hour {
+		t.Errorf("valid for %v; want ten years", d)
+	}
+	if !slices.Equal(leaf.DNSNames, []string{"box.example.com"}) {
+		t.Errorf("DNS SANs %v", leaf.DNSNames)
+	}
+	if len(leaf.IPAddresses) != 2 || !leaf.IPAddresses[0].Equal(net.ParseIP("192.168.1.10")) ||
+		!leaf.IPAddresses[1].Equal(net.ParseIP("fe80::1")) {
+		t.Errorf("IP SANs %v", leaf.IPAddresses)
+	}
+	if err := leaf.VerifyHostname("box.example.com"); err != nil {
+		t.Error(err)
+	}
+	for _, name := range []string{SelfSignedCertFile, SelfSignedKeyFile} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode %v; want 0600", name, fi.Mode().Perm())
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 2 {
+		t.Errorf("dir holds %d files; want 2 (no temporary left)", len(entries))
+	}
+
+	// A later start reuses the pair, whatever the hosts.
+	_, fp2, err := SelfSigned(dir, []string{"other"})
+	if err != nil || fp2 != fp {
+		t.Errorf("second SelfSigned = %s, %v; want %s", fp2, err, fp)
+	}
+
+	// A damaged pair is replaced.
+	if err := os.WriteFile(filepath.Join(dir, SelfSignedKeyFile), []byte("junk"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, fp3, err := SelfSigned(dir, hosts)
+	if err != nil || fp3 == fp {
+		t.Errorf("after damage SelfSigned = %s, %v; want a new certificate", fp3, err)
+	}
+
+	// The certificate serves TLS.
+	if _, err := tls.X509KeyPair(mustRead(t, filepath.Join(dir, SelfSignedCertFile)), mustRead(t, filepath.Join(dir, SelfSignedKeyFile))); err != nil {
+		t.Errorf("stored pair does not load: %v", err)
+	}
+}
+
+func TestSelfSignedUnreadable(t *testing.T) {
+	dir := t.TempDir()
+	// a directory where the certificate should be: neither readable nor missing
+	if err := os.Mkdir(filepath.Join(dir, SelfSignedCertFile), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := SelfSigned(dir, []string{"box"}); err == nil {
+		t.Error("SelfSigned over a directory succeeded")
+	}
+	if _, _, err := SelfSigned(filepath.Join(dir, "missing"), []string{"box"}); err == nil {
+		t.Error("SelfSigned into a missing directory succeeded")
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
