@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -467,5 +468,109 @@ func TestFailedPutChangesNothing(t *testing.T) {
 	}
 	if got := s.Stats().Drops; got != (Drops{}) {
 		t.Errorf("Drops = %v, want none", got)
+	}
+}
+
+// TestGroupCommit holds one Put at its first step until eight more wait,
+// then checks that the eight are written as one batch, with the outcome of
+// putting them one by one: evictions, refusals and drop counts, and an
+// alarm dropped within the batch never written.
+func TestGroupCommit(t *testing.T) {
+	s, dir := newForTest(t, 3)
+	put(t, s, mk(alarm.Critical, "K"))
+	waiting := func() int {
+		s.waitMu.Lock()
+		defer s.waitMu.Unlock()
+		return len(s.waiting)
+	}
+	// until waits, boundedly, for n Puts to be waiting.
+	until := func(n int) bool {
+		for range 2000 {
+			if waiting() == n {
+				return true
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		return false
+	}
+	release := make(chan struct{})
+	held := make(chan struct{})
+	var once sync.Once
+	s.testHookStep = func(step string) {
+		if step == "record staged" {
+			once.Do(func() {
+				close(held)
+				<-release
+			})
+		}
+	}
+	before := s.Stats()
+	first := make(chan error, 1)
+	go func() { _, err := s.Put(mk(alarm.Major, "HOLD")); first <- err }()
+	<-held
+
+	batch := []alarm.Alarm{
+		mk(alarm.Info, "I1"), mk(alarm.Major, "M1"), mk(alarm.Major, "M2"), mk(alarm.Info, "I2"),
+		mk(alarm.Critical, "C1"), mk(alarm.Minor, "N1"), mk(alarm.Major, "M3"), mk(alarm.Info, "I3"),
+	}
+	type result struct {
+		id  ID
+		err error
+	}
+	results := make([]chan result, len(batch))
+	for i, a := range batch {
+		results[i] = make(chan result, 1)
+		go func() { id, err := s.Put(a); results[i] <- result{id, err} }()
+		if !until(i + 1) {
+			close(release)
+			t.Fatalf("Put %s never started waiting", a.Code)
+		}
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatalf("Put(HOLD) = %v", err)
+	}
+	refused := map[string]bool{"I2": true, "N1": true, "I3": true}
+	for i, a := range batch {
+		r := <-results[i]
+		switch {
+		case refused[a.Code] && !errors.Is(r.err, ErrFull):
+			t.Errorf("Put(%s) = %q, %v; want ErrFull", a.Code, r.id, r.err)
+		case !refused[a.Code] && (r.err != nil || r.id == ""):
+			t.Errorf("Put(%s) = %q, %v; want an ID", a.Code, r.id, r.err)
+		}
+	}
+	after := s.Stats()
+	if got := codes(list(t, s)); !slices.Equal(got, []string{"K", "C1", "M3"}) {
+		t.Errorf("List = %q, want [K C1 M3]", got)
+	}
+	want := Drops{}
+	want[alarm.Info], want[alarm.Major] = 1, 3
+	if after.Drops != want {
+		t.Errorf("Drops = %v, want %v (I1, then HOLD, M1 and M2)", after.Drops, want)
+	}
+	// HOLD alone: its record, its fsync and the directory's. The batch
+	// wrote C1 and M3 (I1, M1 and M2 were dropped within it) and the drop
+	// counters; it synced once for the records, twice for the counters
+	// (file and directory) and once for the directory after the renames.
+	hold := len(mustEncode(t, mk(alarm.Major, "HOLD")))
+	recs := len(mustEncode(t, mk(alarm.Critical, "C1"))) + len(mustEncode(t, mk(alarm.Major, "M3")))
+	drops := len(encodeDrops(want))
+	if got, want := after.Written-before.Written, int64(hold+recs+drops); got != want {
+		t.Errorf("wrote %d bytes, want %d (HOLD; then C1, M3 and the drop counters)", got, want)
+	}
+	if got := after.Syncs - before.Syncs; got != 2+4 {
+		t.Errorf("asked for %d syncs, want 2 for HOLD and 4 for the batch", got)
+	}
+	if got := after.Refused - before.Refused; got != 3 {
+		t.Errorf("Refused grew by %d, want 3", got)
+	}
+	// What is on flash says the same to a new reader.
+	again := openForTest(t, dir, 3)
+	if got := codes(list(t, again)); !slices.Equal(got, []string{"K", "C1", "M3"}) {
+		t.Errorf("reopened: List = %q, want [K C1 M3]", got)
+	}
+	if got := again.Stats().Drops; got != want {
+		t.Errorf("reopened: Drops = %v, want %v", got, want)
 	}
 }
