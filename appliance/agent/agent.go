@@ -63,6 +63,8 @@ type Agent struct {
 	minSeverity alarm.Severity
 	// failingErr is the last delivery error, nil while delivery works.
 	failingErr error
+	// recent are the last alarms Accept took, for the web page.
+	recent recentAlarms
 }
 
 // New loads the configuration and token files. A damaged file with a good

@@ -125,14 +125,17 @@ func (a *Agent) Accept(ctx context.Context, al alarm.Alarm) error {
 	}
 	if al.Severity != alarm.Cleared && al.Severity < min {
 		a.log.Debug("alarm below min_severity not mailed", "code", al.Code, "severity", al.Severity)
+		a.recent.add(a.now(), al, "taken, not mailed: below alarms.min_severity")
 		return nil
 	}
 	if err := ob.Accept(al); err != nil {
 		if errors.Is(err, spool.ErrFull) {
+			a.recent.add(a.now(), al, "refused: queue full")
 			return ErrQueueFull
 		}
 		return err
 	}
+	a.recent.add(a.now(), al, "queued")
 	return nil
 }
 

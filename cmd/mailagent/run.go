@@ -2,21 +2,27 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
+	"mailagent/appliance/agent"
+	"mailagent/appliance/config"
 	"mailagent/webui"
 )
 
 var cmdRun = &Command{
 	Name:  "run",
-	Short: "run the agent: take alarms and send them as mail",
+	Short: "run the agent: take alarms, send them as mail, serve the web page",
 	Run: func(ctx context.Context, env *Env, args []string) error {
 		if len(args) != 0 {
 			return usagef("run takes no arguments")
@@ -32,12 +38,40 @@ var cmdRun = &Command{
 		if err != nil {
 			return fmt.Errorf("http.listen %s: %w", c.HTTP.Listen, err)
 		}
+		web, err := webTLS(a, &c)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		backend := agent.NewWebUI(a)
+		setupCode := ""
+		if backend.PasswordHash() == "" {
+			setupCode = webui.NewSetupCode()
+		}
 		user, password := a.AlarmCredentials()
+		page, err := webui.New(webui.Options{
+			Backend:    backend,
+			Alarm:      webui.AlarmHandler(webui.AlarmOptions{Sink: a.Accept, User: user, Password: password, Log: env.Log}),
+			SetupCode:  setupCode,
+			TrustProxy: c.HTTP.TrustProxy,
+			BaseURL:    c.HTTP.BaseURL,
+			Log:        env.Log,
+		})
+		if err != nil {
+			ln.Close()
+			return err
+		}
 		srv := &http.Server{
-			Handler:           webui.AlarmHandler(webui.AlarmOptions{Sink: a.Accept, User: user, Password: password, Log: env.Log}),
+			Handler:           page,
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       time.Minute,
-			WriteTimeout:      time.Minute,
+			WriteTimeout:      3 * time.Minute, // a test mail may take two
+		}
+		scheme := "http"
+		if web.tls != nil {
+			scheme = "https"
+			srv.TLSConfig = web.tls
+			ln = tls.NewListener(ln, web.tls)
 		}
 		httpDone := make(chan error, 1)
 		go func() { httpDone <- srv.Serve(ln) }()
@@ -49,13 +83,26 @@ var cmdRun = &Command{
 				env.Log.Error("http server", "err", err)
 			}
 		}()
+		base := pageBase(scheme, ln.Addr(), c.HTTP.BaseURL)
 		return a.Run(ctx, func() {
 			fmt.Fprintf(env.Stdout, "mailagent %s running on board %s, data in %s\n", version, a.Board().Name, a.DataDir())
+			fmt.Fprintf(env.Stdout, "web page: %s/\n", base)
+			switch {
+			case web.fingerprint != "":
+				fmt.Fprintf(env.Stdout, "  self-signed certificate %s, SHA-256 fingerprint\n  %s\n  (compare it with the one the browser shows before you accept the certificate)\n", web.certFile, web.fingerprint)
+			case web.tls == nil:
+				fmt.Fprintln(env.Stdout, "  plain HTTP: the page listens on a loopback address only (set http.tls_cert and http.tls_key for TLS)")
+			}
+			if setupCode != "" {
+				fmt.Fprintf(env.Stdout, "  no admin password is set: open the page and enter the one-time setup code %s to choose one\n", setupCode)
+			} else {
+				fmt.Fprintln(env.Stdout, "  a password is set: log in with the admin password")
+			}
 			fmt.Fprintf(env.Stdout, "alarms: mailagent --data %s alarm --severity major --code TEST \"text\"  (socket %s)\n", a.DataDir(), a.SocketPath())
 			if user == "" {
-				fmt.Fprintf(env.Stdout, "alarms over HTTP: POST http://%s/alarm and /alertmanager once http.alarm_user and http.alarm_password are set\n", ln.Addr())
+				fmt.Fprintf(env.Stdout, "alarms over HTTP: POST %s/alarm and /alertmanager once http.alarm_user and http.alarm_password are set\n", base)
 			} else {
-				fmt.Fprintf(env.Stdout, "alarms over HTTP: POST http://%s/alarm and /alertmanager (user %s)\n", ln.Addr(), user)
+				fmt.Fprintf(env.Stdout, "alarms over HTTP: POST %s/alarm and /alertmanager (user %s)\n", base, user)
 			}
 			for _, w := range a.Warnings() {
 				fmt.Fprintf(env.Stdout, "warning: %s\n", w)
@@ -68,10 +115,91 @@ var cmdRun = &Command{
 				for _, line := range strings.Split(err.Error(), "\n") {
 					fmt.Fprintf(env.Stdout, "  %s\n", line)
 				}
-				fmt.Fprintln(env.Stdout, "set them with \"mailagent config set KEY VALUE\"; the agent uses them from the next mail on")
+				fmt.Fprintln(env.Stdout, "set them on the web page or with \"mailagent config set KEY VALUE\"; the agent uses them from the next mail on")
 			} else {
 				fmt.Fprintf(env.Stdout, "mail goes from %s to %s through %s:%d\n", c.Mail.From, strings.Join(c.Mail.To, ", "), c.SMTP.Host, c.SMTP.Port)
 			}
 		})
 	},
+}
+
+// webServing is how the page is served: tls nil for plain HTTP; a
+// self-signed certificate's file and fingerprint when one is used.
+type webServing struct {
+	tls                   *tls.Config
+	certFile, fingerprint string
+}
+
+// webTLS decides how the page is served. With http.tls_cert and
+// http.tls_key, TLS with that pair. Otherwise plain HTTP when http.listen
+// is a loopback address (127.0.0.1, ::1, localhost: nobody else can reach
+// it, and a proxy in front may add TLS), and TLS with a self-signed
+// certificate made at first start in the data directory when it is any
+// other address.
+func webTLS(a *agent.Agent, c *config.Config) (webServing, error) {
+	conf := func(cert tls.Certificate) *tls.Config {
+		return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	switch {
+	case c.HTTP.TLSCert != "" || c.HTTP.TLSKey != "":
+		if c.HTTP.TLSCert == "" || c.HTTP.TLSKey == "" {
+			return webServing{}, &hintedError{errors.New("http.tls_cert and http.tls_key go together: only one is set"),
+				"set both (the PEM certificate and its key), or unset both for a self-signed certificate"}
+		}
+		cert, err := tls.LoadX509KeyPair(c.HTTP.TLSCert, c.HTTP.TLSKey)
+		if err != nil {
+			return webServing{}, &hintedError{fmt.Errorf("http.tls_cert/http.tls_key: %w", err),
+				"check that both files exist, are PEM, and that the key belongs to the certificate"}
+		}
+		return webServing{tls: conf(cert)}, nil
+	case loopbackListen(c.HTTP.Listen):
+		return webServing{}, nil
+	}
+	hosts := []string{"localhost"}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		hosts = append([]string{h}, hosts...)
+	}
+	if host, _, err := net.SplitHostPort(c.HTTP.Listen); err == nil && host != "" {
+		hosts = append([]string{host}, hosts...)
+	}
+	if u, err := url.Parse(c.HTTP.BaseURL); err == nil && u.Hostname() != "" {
+		hosts = append([]string{u.Hostname()}, hosts...)
+	}
+	cert, fp, err := webui.SelfSigned(a.DataDir(), hosts)
+	if err != nil {
+		return webServing{}, err
+	}
+	return webServing{tls: conf(cert), certFile: a.DataDir() + "/" + webui.SelfSignedCertFile, fingerprint: fp}, nil
+}
+
+// loopbackListen reports whether addr listens on a loopback address only.
+func loopbackListen(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+// pageBase is the page's address to print: http.base_url when set, else
+// the listener's, with the host name for an unspecified address.
+func pageBase(scheme string, addr net.Addr, baseURL string) string {
+	if baseURL != "" {
+		return strings.TrimSuffix(baseURL, "/")
+	}
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return scheme + "://" + addr.String()
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.IsUnspecified() {
+		host = "localhost"
+		if h, err := os.Hostname(); err == nil && h != "" {
+			host = h
+		}
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
 }

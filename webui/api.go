@@ -1,0 +1,574 @@
+package webui
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"mailagent/appliance/agent"
+	"mailagent/appliance/config"
+)
+
+// MaxAPIBody is the largest JSON body the API reads (a PEM key fits).
+const MaxAPIBody = 256 << 10
+
+// readJSON decodes r's JSON body into v, strictly; on failure it answers
+// 400 or 415 and returns false.
+func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+		writeJSONError(w, http.StatusUnsupportedMediaType, "send application/json")
+		return false
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxAPIBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeJSONError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the request is larger than %d bytes", MaxAPIBody))
+			return false
+		}
+		writeJSONError(w, http.StatusBadRequest, "the request is not the JSON expected: "+jsonProblem(err))
+		return false
+	}
+	return true
+}
+
+// jsonProblem names what is wrong with a JSON body without quoting it.
+func jsonProblem(err error) string {
+	var ute *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &ute):
+		return fmt.Sprintf("field %q has the wrong type", ute.Field)
+	case errors.As(err, &se):
+		return fmt.Sprintf("syntax error at byte %d", se.Offset)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")
+	case errors.Is(err, io.EOF):
+		return "empty body"
+	}
+	return "cannot decode it"
+}
+
+// apiSession answers who is logged in and the CSRF token the page sends
+// back on every change.
+func (s *Server) apiSession(w http.ResponseWriter, r *http.Request) {
+	se := mustSession(r)
+	writeJSON(w, http.StatusOK, struct {
+		User  string `json:"user"`
+		CSRF  string `json:"csrf"`
+		Proxy bool   `json:"proxy"`
+	}{se.User, se.CSRF, se.Proxy})
+}
+
+// apiStatus is GET /api/status.
+func (s *Server) apiStatus(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	writeJSON(w, http.StatusOK, s.b.Status(ctx))
+}
+
+// keyJSON is one configuration key for the page. Secrets have no value:
+// only Set says whether one is stored.
+type keyJSON struct {
+	Key     string   `json:"key"`
+	Section string   `json:"section"`
+	Name    string   `json:"name"`
+	Kind    string   `json:"kind"`
+	Help    string   `json:"help"`
+	Enum    []string `json:"enum,omitempty"`
+	Value   string   `json:"value"`
+	Default string   `json:"default,omitempty"`
+	Set     bool     `json:"set"`
+}
+
+// modeJSON is one OAuth2 mode and the keys its form shows.
+type modeJSON struct {
+	Name        string            `json:"name"`
+	Grant       string            `json:"grant"`
+	Interactive bool              `json:"interactive"`
+	Needs       []string          `json:"needs"`
+	Fields      []string          `json:"fields"`
+	Help        map[string]string `json:"help"`
+}
+
+// configJSON is GET /api/config.
+type configJSON struct {
+	Keys  []keyJSON  `json:"keys"`
+	Modes []modeJSON `json:"modes"`
+	// RedirectURI is the redirect URI to register at the provider;
+	// RedirectReachable tells whether the browser sent there reaches this
+	// box's auth.htm, and RedirectNote what to do when not.
+	RedirectURI       string   `json:"redirect_uri"`
+	RedirectSuggested bool     `json:"redirect_suggested"`
+	RedirectReachable bool     `json:"redirect_reachable"`
+	RedirectNote      string   `json:"redirect_note,omitempty"`
+	Imports           []string `json:"imports"`
+}
+
+// hiddenKeys are keys the API neither shows nor sets: the password hash
+// changes only through /api/passwd.
+var hiddenKeys = map[string]bool{"admin.password_hash": true}
+
+// apiConfig is GET /api/config.
+func (s *Server) apiConfig(w http.ResponseWriter, r *http.Request) {
+	c, err := s.b.Config()
+	if err != nil {
+		s.apiFail(w, http.StatusInternalServerError, "the configuration cannot be read", err)
+		return
+	}
+	eff := c.WithDefaults(s.b.Board())
+	out := configJSON{Imports: agent.ImportKinds}
+	for _, k := range config.Keys {
+		if hiddenKeys[k.Name] {
+			continue
+		}
+		kj := keyJSON{Key: k.Name, Section: k.Section, Name: k.Field, Kind: k.Kind.String(), Help: k.Help, Enum: k.Enum, Set: k.IsSet(&c)}
+		if k.Kind != config.SecretKind {
+			if kj.Set {
+				kj.Value = k.Get(&c)
+			}
+			if d := k.Get(&eff); !kj.Set && k.IsSet(&eff) {
+				kj.Default = d
+			}
+		}
+		out.Keys = append(out.Keys, kj)
+	}
+	for _, m := range config.Modes {
+		out.Modes = append(out.Modes, modeJSON{Name: m.Name, Grant: m.Grant, Interactive: m.Interactive, Needs: m.Needs,
+			Fields: modeFields(m), Help: modeHelp[m.Name]})
+	}
+	out.RedirectURI = redirectURI(&eff)
+	if out.RedirectURI == "" {
+		out.RedirectURI, out.RedirectSuggested = s.pageURL(r).String()+"/auth.htm", true
+	}
+	mode, _ := config.LookupMode(eff.OAuth2.Mode)
+	out.RedirectReachable, out.RedirectNote = s.redirectAdvice(r, out.RedirectURI, mode)
+	writeJSON(w, http.StatusOK, out)
+}
+
+// modeFields are the oauth2 keys the form shows for m: what it needs, the
+// secret's expiry date with a client secret, and the redirect URI for a
+// sign-in.
+func modeFields(m config.Mode) []string {
+	var f []string
+	for _, n := range m.Needs {
+		for k := range strings.SplitSeq(n, "|") {
+			f = append(f, k)
+			if k == "oauth2.client_secret" {
+				f = append(f, "oauth2.secret_expires")
+			}
+		}
+	}
+	if m.Interactive {
+		f = append(f, "oauth2.redirect_url")
+	}
+	if m.Name == "google-service-account" {
+		f = append(f, "oauth2.private_key_id")
+	}
+	return f
+}
+
+// Where each value is found at the provider, per mode.
+var (
+	entra = map[string]string{
+		"oauth2.tenant":         "Microsoft Entra admin center → App registrations → your app → Overview: Directory (tenant) ID",
+		"oauth2.client_id":      "Microsoft Entra admin center → App registrations → your app → Overview: Application (client) ID",
+		"oauth2.client_secret":  "App registrations → your app → Certificates & secrets → Client secrets: the Value column (shown once), not the Secret ID",
+		"oauth2.secret_expires": "App registrations → your app → Certificates & secrets: the Expires column",
+		"oauth2.redirect_url":   "App registrations → your app → Authentication → Web platform → Redirect URIs: register exactly this address",
+		"oauth2.private_key":    "the PEM private key whose certificate is uploaded under Certificates & secrets → Certificates",
+		"oauth2.certificate":    "the PEM certificate uploaded under App registrations → your app → Certificates & secrets → Certificates",
+		"oauth2.username":       "the mailbox's sign-in name (user@domain)",
+		"oauth2.password":       "the mailbox's password (no multi-factor authentication possible in this mode)",
+	}
+	google = map[string]string{
+		"oauth2.client_id":      "Google Cloud console → APIs & Services → Credentials → OAuth 2.0 Client IDs: Client ID (or import the downloaded JSON)",
+		"oauth2.client_secret":  "Google Cloud console → APIs & Services → Credentials → your OAuth client: Client secret (or import the JSON)",
+		"oauth2.secret_expires": "the client secret's expiry date, if your organisation sets one",
+		"oauth2.redirect_url":   "Credentials → your OAuth client (type Web application) → Authorised redirect URIs: register exactly this address",
+		"oauth2.client_email":   "the service account's JSON key: client_email (import the JSON key)",
+		"oauth2.private_key":    "the service account's JSON key: private_key (import the JSON key)",
+		"oauth2.private_key_id": "the service account's JSON key: private_key_id",
+		"oauth2.subject":        "the Workspace mailbox to send as; Admin console → Security → API controls → Domain-wide delegation must allow https://mail.google.com/",
+	}
+	generic = map[string]string{
+		"oauth2.auth_url":       "the provider's authorization endpoint (its discovery document: authorization_endpoint)",
+		"oauth2.token_url":      "the provider's token endpoint (discovery document: token_endpoint)",
+		"oauth2.client_id":      "the client ID the provider gave the registered application",
+		"oauth2.client_secret":  "the client secret of the registered application",
+		"oauth2.secret_expires": "the client secret's expiry date, if it has one",
+		"oauth2.redirect_url":   "the redirect URI registered for the application: register exactly this address",
+		"oauth2.private_key":    "the PEM private key whose public key or certificate is registered at the provider",
+		"oauth2.key_id":         "the key ID (kid) under which the public key is registered",
+		"oauth2.certificate":    "the PEM certificate registered at the provider",
+	}
+	modeHelp = map[string]map[string]string{
+		"exchange": entra, "microsoft365": entra, "microsoft-app": entra,
+		"gmail": google, "google-service-account": google,
+		"client-secret-post": generic, "private-key-jwt": generic,
+	}
+)
+
+// configChange is POST /api/config.
+type configChange struct {
+	Set   map[string]string `json:"set"`
+	Unset []string          `json:"unset"`
+}
+
+// errBadConfig stops UpdateConfig; the problems are in the caller's map.
+var errBadConfig = errors.New("the configuration has problems")
+
+// apiSetConfig is POST /api/config: set and unset keys, validate the
+// result, then save it atomically. An empty value unsets a key, except
+// for a secret, where it keeps the stored one. Refused, with every problem
+// by key and nothing written: a value that does not parse, an unknown key,
+// a problem with a key of the request, and a problem the change brings to
+// any other key. Problems the configuration had before and the request
+// does not touch do not block it; the answer lists them.
+func (s *Server) apiSetConfig(w http.ResponseWriter, r *http.Request) {
+	var req configChange
+	if !readJSON(w, r, &req) {
+		return
+	}
+	board := s.b.Board()
+	errs := map[string]string{}
+	var remaining []agent.KeyProblem
+	err := s.b.UpdateConfig(func(c *config.Config) error {
+		before := c.WithDefaults(board)
+		had := map[string]bool{}
+		if p, ok := config.AsProblems(config.Validate(&before)); ok {
+			for _, e := range p {
+				had[e.Key+"\x00"+e.Err.Error()] = true
+			}
+		}
+		touched := map[string]bool{}
+		names := make([]string, 0, len(req.Set))
+		for name := range req.Set {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		for _, name := range names {
+			val := req.Set[name]
+			k, err := config.LookupKey(name)
+			switch {
+			case err != nil:
+				errs[name] = err.Error()
+				continue
+			case hiddenKeys[name]:
+				errs[name] = "change the admin password with the password form"
+				continue
+			}
+			touched[name] = true
+			switch {
+			case val == "" && k.Kind == config.SecretKind:
+				// an empty secret field keeps the stored secret
+			case strings.TrimSpace(val) == "":
+				k.Unset(c)
+			default:
+				if err := k.Set(c, val); err != nil {
+					var ke *config.KeyError
+					if errors.As(err, &ke) {
+						errs[name] = ke.Err.Error()
+					} else {
+						errs[name] = err.Error()
+					}
+				}
+			}
+		}
+		for _, name := range req.Unset {
+			k, err := config.LookupKey(name)
+			switch {
+			case err != nil:
+				errs[name] = err.Error()
+				continue
+			case hiddenKeys[name]:
+				errs[name] = "change the admin password with the password form"
+				continue
+			}
+			touched[name] = true
+			k.Unset(c)
+		}
+		parsed := len(errs) == 0
+		after := c.WithDefaults(board)
+		if p, ok := config.AsProblems(config.Validate(&after)); ok {
+			for _, e := range p {
+				msg := e.Err.Error()
+				if touched[e.Key] || !had[e.Key+"\x00"+msg] {
+					if _, ok := errs[e.Key]; ok && !parsed {
+						continue // its value did not parse: that says enough
+					}
+					if prev, ok := errs[e.Key]; ok {
+						msg = prev + "; " + msg
+					}
+					errs[e.Key] = msg
+				} else {
+					remaining = append(remaining, agent.KeyProblem{Key: e.Key, Message: msg})
+				}
+			}
+		}
+		if len(errs) > 0 {
+			return errBadConfig
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errBadConfig):
+		writeJSON(w, http.StatusBadRequest, apiError{Error: "nothing was saved: fix the fields marked", Errors: errs})
+		return
+	case err != nil:
+		s.apiFail(w, http.StatusInternalServerError, "the configuration could not be saved; nothing was changed", err)
+		return
+	}
+	s.log.Info("configuration changed from the web page", "keys", len(req.Set)+len(req.Unset))
+	writeJSON(w, http.StatusOK, struct {
+		Saved    bool               `json:"saved"`
+		Problems []agent.KeyProblem `json:"problems,omitempty"`
+	}{true, remaining})
+}
+
+// apiFail logs err and answers msg with the backend's hint; err.Error()
+// goes to the log only.
+func (s *Server) apiFail(w http.ResponseWriter, code int, msg string, err error) {
+	s.log.Error(msg, "err", err)
+	writeJSON(w, code, apiError{Error: msg, Hint: s.b.Hint(err)})
+}
+
+// apiAuthorize is POST /api/authorize. In a mode with a sign-in it answers
+// the auth.htm address to open in a popup, and whether the admin will
+// have to paste the final address back; in a mode without one it gets the
+// token now.
+func (s *Server) apiAuthorize(w http.ResponseWriter, r *http.Request) {
+	c, err := s.b.Config()
+	if err != nil {
+		s.apiFail(w, http.StatusInternalServerError, "the configuration cannot be read", err)
+		return
+	}
+	eff := c.WithDefaults(s.b.Board())
+	mode, ok := config.LookupMode(eff.OAuth2.Mode)
+	if !ok {
+		writeJSON(w, http.StatusBadRequest, apiError{Error: "no OAuth2 mode is chosen", Hint: "choose the mode, fill in its fields and save first",
+			Errors: map[string]string{"oauth2.mode": "choose a mode"}})
+		return
+	}
+	if !mode.Interactive {
+		ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
+		defer cancel()
+		account, err := s.b.ObtainNow(ctx)
+		if err != nil {
+			s.log.Warn("token not obtained", "err", err)
+			writeJSON(w, http.StatusBadGateway, apiError{Error: "the provider gave no token", Hint: s.b.Hint(err)})
+			return
+		}
+		writeJSON(w, http.StatusOK, struct {
+			Account string `json:"account"`
+		}{account})
+		return
+	}
+	redirect := redirectURI(&eff)
+	reach, note := s.redirectAdvice(r, redirect, mode)
+	writeJSON(w, http.StatusOK, struct {
+		URL         string `json:"url"`
+		RedirectURI string `json:"redirect_uri"`
+		Paste       bool   `json:"paste"`
+		Note        string `json:"note,omitempty"`
+	}{"/auth.htm", redirect, !reach, note})
+}
+
+// apiPaste is POST /api/authorize/paste {"url": …}: it finishes a grant
+// this session started from the address the browser ended on.
+func (s *Server) apiPaste(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		URL string `json:"url"`
+	}
+	if !readJSON(w, r, &req) {
+		return
+	}
+	q, err := pastedParams(req.URL)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error(), Errors: map[string]string{"url": err.Error()},
+			Hint: "copy the whole address from the browser's address bar after signing in"})
+		return
+	}
+	state := q.Get("state")
+	if state == "" {
+		msg := "the address has no state parameter"
+		if code := q.Get("error"); code != "" {
+			msg = "the provider did not authorise the box (" + oneLine(code, 100) + ")"
+		}
+		writeJSON(w, http.StatusBadRequest, apiError{Error: msg, Errors: map[string]string{"url": msg},
+			Hint: "copy the whole address from the browser's address bar after signing in"})
+		return
+	}
+	if ref := s.grants.take(state, sessionKeyOf(mustSession(r)), ""); ref != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{Error: ref.what, Hint: ref.hint, Errors: map[string]string{"url": ref.what}})
+		return
+	}
+	res, code := s.finish(r.Context(), state, req.URL)
+	if !res.OK {
+		writeJSON(w, code, struct {
+			apiError
+			Code        string `json:"provider_error,omitempty"`
+			Description string `json:"provider_error_description,omitempty"`
+		}{apiError{Error: res.Headline, Hint: res.Hint}, res.Code, res.Description})
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Account string `json:"account"`
+	}{res.Account})
+}
+
+// pastedParams reads the parameters of a pasted address: a whole URL
+// (query, or fragment when the query has none) or a bare query.
+func pastedParams(s string) (url.Values, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, errors.New("the address is empty")
+	}
+	if strings.Contains(s, "://") {
+		u, err := url.Parse(s)
+		if err != nil {
+			return nil, errors.New("the address does not parse as a URL")
+		}
+		q, err := url.ParseQuery(u.RawQuery)
+		if err != nil {
+			return nil, errors.New("the address's query does not parse")
+		}
+		if q.Get("state") == "" && u.Fragment != "" {
+			if fq, err := url.ParseQuery(u.Fragment); err == nil {
+				q = fq
+			}
+		}
+		return q, nil
+	}
+	q, err := url.ParseQuery(strings.TrimLeft(s, "?#"))
+	if err != nil {
+		return nil, errors.New("the address does not parse")
+	}
+	return q, nil
+}
+
+// step is one step of a test mail.
+type step struct {
+	Step   string `json:"step"`
+	Detail string `json:"detail"`
+}
+
+// apiTest is POST /api/test: send a test mail now and report each step,
+// and the server's reply or what went wrong and what to do.
+func (s *Server) apiTest(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Minute)
+	defer cancel()
+	var steps []step
+	reply, err := s.b.SendTest(ctx, func(st, detail string) { steps = append(steps, step{st, detail}) })
+	type answer struct {
+		OK    bool   `json:"ok"`
+		Steps []step `json:"steps"`
+		Reply string `json:"reply,omitempty"`
+		Error string `json:"error,omitempty"`
+		Hint  string `json:"hint,omitempty"`
+	}
+	if err != nil {
+		s.log.Warn("test mail failed", "err", err)
+		writeJSON(w, http.StatusBadGateway, answer{Steps: steps, Error: err.Error(), Hint: s.b.Hint(err)})
+		return
+	}
+	writeJSON(w, http.StatusOK, answer{OK: true, Steps: steps, Reply: reply})
+}
+
+// apiAlarms is GET /api/alarms.
+func (s *Server) apiAlarms(w http.ResponseWriter, r *http.Request) {
+	list := s.b.RecentAlarms()
+	if list == nil {
+		list = []agent.RecentAlarm{}
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Alarms []agent.RecentAlarm `json:"alarms"`
+	}{list})
+}
+
+// apiImport is POST /api/import {"kind": "google-client", "data": "<the
+// downloaded JSON>"}.
+func (s *Server) apiImport(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Kind string `json:"kind"`
+		Data string `json:"data"`
+	}
+	if !readJSON(w, r, &req) {
+		return
+	}
+	if !slices.Contains(agent.ImportKinds, req.Kind) {
+		writeJSON(w, http.StatusBadRequest, apiError{Error: "unknown kind of file", Errors: map[string]string{"kind": "choose one of " + strings.Join(agent.ImportKinds, ", ")}})
+		return
+	}
+	if err := s.b.Import(req.Kind, []byte(req.Data)); err != nil {
+		s.log.Warn("import failed", "kind", req.Kind, "err", err)
+		writeJSON(w, http.StatusBadRequest, apiError{Error: "the file was not imported; nothing was changed", Hint: importHint(s.b, err),
+			Errors: map[string]string{"data": importHint(s.b, err)}})
+		return
+	}
+	s.log.Info("provider file imported from the web page", "kind", req.Kind)
+	writeJSON(w, http.StatusOK, struct {
+		OK bool `json:"ok"`
+	}{true})
+}
+
+func importHint(b Backend, err error) string {
+	if h := b.Hint(err); h != "" {
+		return h
+	}
+	return "choose the JSON file downloaded from the Google Cloud console (Credentials → your OAuth client → Download JSON, or the service account's key)"
+}
+
+// apiPasswd is POST /api/passwd {"old", "new", "new2"}: change the admin
+// password. Every other session ends; this one goes on with a new cookie
+// and CSRF token, which the answer carries.
+func (s *Server) apiPasswd(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Old  string `json:"old"`
+		New  string `json:"new"`
+		New2 string `json:"new2"`
+	}
+	if !readJSON(w, r, &req) {
+		return
+	}
+	se := mustSession(r)
+	if cur := s.b.PasswordHash(); cur != "" || !se.Proxy {
+		if s.limited(w, r) {
+			return
+		}
+		if !CheckPassword(cur, req.Old) {
+			s.log.Warn("password change with a wrong password", "remote", r.RemoteAddr)
+			writeJSON(w, http.StatusForbidden, apiError{Error: "the password was not changed", Errors: map[string]string{"old": "wrong password"}})
+			return
+		}
+	}
+	hash, err := HashPassword(req.New)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{Error: "the password was not changed", Errors: map[string]string{"new": passwordMessage(err)}})
+		return
+	}
+	if req.New != req.New2 {
+		writeJSON(w, http.StatusBadRequest, apiError{Error: "the password was not changed", Errors: map[string]string{"new2": "the two passwords differ"}})
+		return
+	}
+	if err := s.b.SetPasswordHash(hash); err != nil {
+		s.apiFail(w, http.StatusInternalServerError, "the password could not be saved; the old one still works", err)
+		return
+	}
+	s.limiter.Success(ClientAddr(r))
+	s.log.Info("admin password changed", "user", se.User, "remote", r.RemoteAddr)
+	s.sessions.Clear()
+	nse := s.sessions.login(w, r, se.User, se.Proxy)
+	writeJSON(w, http.StatusOK, struct {
+		CSRF string `json:"csrf"`
+	}{nse.CSRF})
+}
