@@ -18,7 +18,8 @@
 #                        AUTH, so a client that leaks credentials or sends
 #                        without TLS is caught by what arrives
 # On the TLS ports mail needs AUTH. Any recipient in RIG_DOMAIN lands in
-# DIR/Maildir; every other recipient is refused at RCPT.
+# DIR/Maildir, except refused@ (550 at RCPT) and busy@ (450); every other
+# recipient is refused at RCPT.
 #
 # Dovecot checks passwords against one user (RIG_USER / RIG_PASSWORD) and
 # OAuth2 tokens by RFC 7662 introspection at RIG_INTROSPECT_URL.
@@ -201,7 +202,13 @@ write_postfix() {
 		# Responses after a 334 may be long (OAuth2 tokens of 1-2.5 KB).
 		smtpd_sasl_response_limit = 12288
 		smtpd_relay_restrictions = reject_unauth_destination
-		smtpd_recipient_restrictions = permit_sasl_authenticated, reject
+		# refused@ and busy@ answer as a mailbox that refuses mail (5xx) or
+		# cannot take it now (4xx) would.
+		smtpd_recipient_restrictions =
+		  check_recipient_access inline:{
+		    { refused@$RIG_DOMAIN = 550 5.7.1 this mailbox refuses alarm mail },
+		    { busy@$RIG_DOMAIN = 450 4.2.1 this mailbox is busy, try later } },
+		  permit_sasl_authenticated, reject
 		smtpd_tls_chain_files = $dir/tls/server.key, $dir/tls/server.pem
 		smtpd_tls_loglevel = 1
 		smtpd_tls_received_header = yes

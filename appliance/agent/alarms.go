@@ -204,9 +204,13 @@ type LiveStatus struct {
 	Dropped         [alarm.Critical + 1]int
 	LastDelivery    time.Time
 	LastReply       string
-	Failing         string
-	Hint            string
-	NextTry         time.Time
+	// Failing is the delivery error while mail cannot be delivered, since
+	// FailingSince, after Failures tries in a row.
+	Failing      string
+	FailingSince time.Time
+	Failures     int
+	Hint         string
+	NextTry      time.Time
 	// Token is the running agent's token state (with its backoff), when it
 	// uses OAuth2.
 	Token *oauth.Status
@@ -224,7 +228,8 @@ func (a *Agent) control(ctx context.Context, op string) (any, error) {
 	case "status":
 		st := ob.Status()
 		ls := LiveStatus{Memory: st.Memory, Spooled: st.Spooled, Oldest: st.Oldest, Dropped: st.Dropped,
-			LastDelivery: st.Last.Time, LastReply: st.Last.Reply, Failing: st.Failing, NextTry: st.NextTry}
+			LastDelivery: st.Last.Time, LastReply: st.Last.Reply, Failing: st.Failing, FailingSince: st.Since,
+			Failures: st.Failures, NextTry: st.NextTry}
 		if failing != nil {
 			ls.Hint = Hint(failing)
 		}

@@ -55,7 +55,7 @@ type Rig struct {
 	CAPool *x509.CertPool // holds that CA only
 
 	User, Password string // the password account, User is an address in Domain
-	Domain         string // "example.test": any recipient there is delivered to Maildir
+	Domain         string // "example.test": any recipient there is delivered to Maildir, but refused@ (550) and busy@ (450)
 
 	Dir     string // everything of this rig: configuration, queue, logs, CA
 	Maildir string // Dir/Maildir

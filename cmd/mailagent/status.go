@@ -31,6 +31,8 @@ type queueReport struct {
 	LastMail   *time.Time `json:"last_mail,omitempty"`
 	LastReply  string     `json:"last_reply,omitempty"`
 	Failing    string     `json:"failing,omitempty"`
+	Since      *time.Time `json:"failing_since,omitempty"`
+	Failures   int        `json:"failures,omitempty"` // tries failed in a row
 	Hint       string     `json:"hint,omitempty"`
 	NextTry    *time.Time `json:"next_try,omitempty"`
 	Oldest     *time.Time `json:"oldest,omitempty"`
@@ -95,6 +97,7 @@ var cmdStatus = &Command{
 			r.Queue.Running, r.Queue.Memory = true, ls.Memory
 			r.Queue.LastMail, r.Queue.LastReply = timePtr(ls.LastDelivery), ls.LastReply
 			r.Queue.Failing, r.Queue.Hint, r.Queue.NextTry = ls.Failing, ls.Hint, timePtr(ls.NextTry)
+			r.Queue.Since, r.Queue.Failures = timePtr(ls.FailingSince), ls.Failures
 			if !ls.Oldest.IsZero() {
 				r.Queue.Oldest = timePtr(ls.Oldest)
 			}
@@ -161,6 +164,9 @@ func printStatus(env *Env, r *statusReport) {
 	}
 	if r.Queue.Failing != "" {
 		fmt.Fprintf(w, "delivery:   FAILING: %s\n", r.Queue.Failing)
+		if r.Queue.Since != nil {
+			fmt.Fprintf(w, "            since %s, %d tries in a row\n", r.Queue.Since.Format(time.RFC3339), r.Queue.Failures)
+		}
 		if r.Queue.Hint != "" {
 			fmt.Fprintf(w, "            hint: %s\n", r.Queue.Hint)
 		}

@@ -86,7 +86,8 @@ type Outbox struct {
 	dropped  spool.Drops // memory-queue drops not yet reported
 	limit    hourly
 	failures int
-	failing  error // the last delivery error, nil when delivery works
+	failing  error     // the last delivery error, nil when delivery works
+	since    time.Time // when delivery started failing
 	nextTry  time.Time
 	last     Delivery
 }
@@ -342,7 +343,7 @@ func (ob *Outbox) delivered(m Mail, reply string) {
 	}
 	ob.limit.record(now)
 	recovered := ob.failing != nil
-	ob.failures, ob.failing, ob.nextTry = 0, nil, time.Time{}
+	ob.failures, ob.failing, ob.since, ob.nextTry = 0, nil, time.Time{}, time.Time{}
 	ob.last = Delivery{Time: now, Reply: reply}
 	ob.mu.Unlock()
 	if recovered && ob.o.Notify != nil {
@@ -363,6 +364,9 @@ func (ob *Outbox) failed(err error) {
 	kind := classify(err)
 	ob.mu.Lock()
 	changed := ob.failing == nil || ob.failing.Error() != err.Error()
+	if ob.failing == nil {
+		ob.since = ob.o.Now()
+	}
 	ob.failures++
 	ob.failing = err
 	ob.nextTry = ob.o.Now().Add(backoff(kind, ob.failures))
@@ -396,8 +400,12 @@ type Status struct {
 	Oldest          time.Time
 	Dropped         spool.Drops
 	Last            Delivery
-	Failing         string
-	NextTry         time.Time
+	// Failing is the last delivery error while delivery fails, Since when
+	// it started failing and Failures the tries that failed in a row.
+	Failing  string
+	Since    time.Time
+	Failures int
+	NextTry  time.Time
 }
 
 // Status reports the queues and the delivery state.
@@ -410,7 +418,7 @@ func (ob *Outbox) Status() Status {
 		st.Oldest = oldest(q)
 	}
 	if ob.failing != nil {
-		st.Failing = fmt.Sprint(ob.failing)
+		st.Failing, st.Since, st.Failures = fmt.Sprint(ob.failing), ob.since, ob.failures
 	}
 	return st
 }

@@ -178,8 +178,20 @@ func TestFailureKeepsAlarmsAndPersists(t *testing.T) {
 		if sp.Len() != 2 {
 			t.Errorf("spool holds %d after an info alarm while failing, want 2", sp.Len())
 		}
-		if st := ob.Status(); st.Failing == "" || st.NextTry.IsZero() {
-			t.Errorf("status while failing = %+v", st)
+		st1 := ob.Status()
+		if st1.Failing == "" || st1.NextTry.IsZero() || st1.Since.IsZero() || st1.Failures < 1 {
+			t.Errorf("status while failing = %+v", st1)
+		}
+		// A try now (queue flush) that fails too backs off further: 30 s
+		// doubling, each ±20 %, so the waits cannot overlap.
+		ob.Flush()
+		synctest.Wait()
+		st2 := ob.Status()
+		if st2.Failures != st1.Failures+1 || !st2.Since.Equal(st1.Since) {
+			t.Errorf("after a failed flush: failures %d since %v, want %d since %v", st2.Failures, st2.Since, st1.Failures+1, st1.Since)
+		}
+		if w1, w2 := st1.NextTry.Sub(st1.Since), st2.NextTry.Sub(time.Now()); w2 <= w1 {
+			t.Errorf("backoff did not grow: waited %v after the first failure, %v after the next", w1, w2)
 		}
 		down.Store(false)
 		time.Sleep(backoffMax * 2)
@@ -196,7 +208,7 @@ func TestFailureKeepsAlarmsAndPersists(t *testing.T) {
 		if !strings.Contains(strings.Join(codes, ","), "INFO") {
 			t.Errorf("mailed %v; the info alarm is missing", codes)
 		}
-		if st := ob.Status(); st.Failing != "" {
+		if st := ob.Status(); st.Failing != "" || st.Failures != 0 || !st.Since.IsZero() {
 			t.Errorf("still failing after recovery: %+v", st)
 		}
 	})
