@@ -1,5 +1,9 @@
-// Package webui is the box's web interface: the admin page (to come) and
-// the endpoints other systems post alarms to.
+// Package webui is the box's web interface: Server puts the admin page, the
+// login, auth.htm (the OAuth2 redirect URI), the JSON API under /api/ and
+// the alarm endpoints behind one http.Handler; routes.go lists every route
+// and who may use it. The page is three embedded files under static (no
+// framework, no build step, nothing external). Server talks to the agent
+// through Backend; agent.WebUI is the real one.
 //
 // Alarm endpoints (AlarmHandler), both behind HTTP Basic credentials
 // ([http] alarm_user and alarm_password):
