@@ -16,6 +16,7 @@ import (
 
 	"mailagent/appliance/alarm"
 	"mailagent/appliance/ingest"
+	"mailagent/appliance/lograte"
 )
 
 // MaxFormBody is the largest form body POST /alarm reads.
@@ -87,6 +88,9 @@ type alarmHandler struct {
 	log            *slog.Logger
 	unset          string // the config key not set, "" when both are
 	user, password [sha256.Size]byte
+	// One line a minute about refused requests of each kind, so that a
+	// storm or a password guesser cannot flood the log.
+	authLog, refusedLog lograte.Limiter
 }
 
 func (h *alarmHandler) alarm(w http.ResponseWriter, r *http.Request) {
@@ -139,12 +143,12 @@ func (h *alarmHandler) authorized(w http.ResponseWriter, r *http.Request) bool {
 	match := subtle.ConstantTimeCompare(u[:], h.user[:]) & subtle.ConstantTimeCompare(p[:], h.password[:])
 	switch {
 	case h.unset != "":
-		h.log.Warn("alarm request refused: [http] "+h.unset+" is not set, so no alarm can be posted",
+		h.authLog.Log(h.log, slog.LevelWarn, "alarm request refused: [http] "+h.unset+" is not set, so no alarm can be posted",
 			"path", r.URL.Path, "remote", r.RemoteAddr)
 	case !ok:
-		h.log.Info("alarm request refused: no credentials", "path", r.URL.Path, "remote", r.RemoteAddr)
+		h.authLog.Log(h.log, slog.LevelInfo, "alarm request refused: no credentials", "path", r.URL.Path, "remote", r.RemoteAddr)
 	case match != 1:
-		h.log.Warn("alarm request refused: wrong user or password", "path", r.URL.Path, "remote", r.RemoteAddr)
+		h.authLog.Log(h.log, slog.LevelWarn, "alarm request refused: wrong user or password", "path", r.URL.Path, "remote", r.RemoteAddr)
 	default:
 		return true
 	}
@@ -174,7 +178,7 @@ func (h *alarmHandler) take(w http.ResponseWriter, r *http.Request, as []alarm.A
 		taken++
 	}
 	if first != nil {
-		h.log.Warn("alarms refused", "path", r.URL.Path, "remote", r.RemoteAddr,
+		h.refusedLog.Log(h.log, slog.LevelWarn, "alarms refused", "path", r.URL.Path, "remote", r.RemoteAddr,
 			"alarms", len(as), "taken", taken, "err", first)
 		msg := "alarm not taken: " + reason(first)
 		if len(as) > 1 {

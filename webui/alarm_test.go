@@ -436,3 +436,28 @@ func TestReason(t *testing.T) {
 		}
 	}
 }
+
+// TestAlarmRefusalLogIsQuiet: a storm of refused requests, wrong passwords
+// and full queues alike, is one log line of each kind, and every sender
+// still gets its answer.
+func TestAlarmRefusalLogIsQuiet(t *testing.T) {
+	sink := &fakeSink{refuse: map[string]bool{"*": true}}
+	ts := newForTest(t, AlarmOptions{Sink: sink.take, User: testUser, Password: testPassword})
+	for range 50 {
+		if got := ts.do(request{path: "/alarm", contentType: jsonType, body: `{"severity":"minor","code":"A"}`,
+			user: testUser, password: "wrong-" + testPassword}); got.status != 401 {
+			t.Fatalf("wrong password: status %d", got.status)
+		}
+		if got := ts.do(request{path: "/alarm", contentType: jsonType, body: `{"severity":"minor","code":"A"}`,
+			user: testUser, password: testPassword}); got.status != 503 {
+			t.Fatalf("full queue: status %d", got.status)
+		}
+	}
+	logs := ts.logs.String()
+	if n := strings.Count(logs, "wrong user or password"); n != 1 {
+		t.Errorf("%d log lines for 50 wrong passwords, want 1:\n%s", n, logs)
+	}
+	if n := strings.Count(logs, "alarms refused"); n != 1 {
+		t.Errorf("%d log lines for 50 refusals, want 1:\n%s", n, logs)
+	}
+}

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"mailagent/appliance/alarm"
+	"mailagent/appliance/lograte"
 )
 
 // SocketName is the agent's socket in the board's run directory.
@@ -42,6 +43,9 @@ type Socket struct {
 	control Control
 	log     *slog.Logger
 	wg      sync.WaitGroup
+	// refusals keeps a storm of refused alarms from flooding the log; the
+	// sender is told each time.
+	refusals lograte.Limiter
 }
 
 // Control answers an operation asked over the socket with a value that is
@@ -132,7 +136,7 @@ func (s *Socket) serve(ctx context.Context, c net.Conn) {
 		return
 	}
 	if err := s.sink(ctx, a); err != nil {
-		s.log.Warn("alarm not taken", "code", a.Code, "err", err)
+		s.refusals.Log(s.log, slog.LevelWarn, "alarm not taken", "code", a.Code, "err", err)
 		fmt.Fprintf(c, "error: %s\n", oneLine(err.Error()))
 		return
 	}

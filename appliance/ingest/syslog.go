@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"mailagent/appliance/alarm"
+	"mailagent/appliance/lograte"
 )
 
 // Defaults of SyslogOptions.
@@ -89,7 +90,7 @@ type Syslog struct {
 
 	received, accepted, ignored, malformed, refused, connsRejected atomic.Uint64
 
-	refusals, rejections throttle
+	refusals, rejections lograte.Limiter
 }
 
 // refusalLogEvery spaces the log lines about refused alarms and rejected
@@ -113,6 +114,7 @@ func ListenSyslog(o SyslogOptions) (*Syslog, error) {
 		idle:     o.Idle,
 		conns:    make(map[net.Conn]struct{}),
 	}
+	s.refusals.Period, s.rejections.Period = refusalLogEvery, refusalLogEvery
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -308,7 +310,7 @@ func (s *Syslog) track(c net.Conn) bool {
 	if len(s.conns) >= s.maxConns {
 		c.Close()
 		s.connsRejected.Add(1)
-		if ok, skipped := s.rejections.allow(time.Now()); ok {
+		if ok, skipped := s.rejections.Allow(); ok {
 			s.log.Warn("syslog tcp connection rejected: too many open", "peer", c.RemoteAddr().String(),
 				"max_conns", s.maxConns, "rejected_total", s.connsRejected.Load(), "not_logged", skipped)
 		}
@@ -373,7 +375,7 @@ func (s *Syslog) take(ctx context.Context, msg []byte, peer netip.Addr, transpor
 	}
 	if err := s.o.Sink(ctx, a); err != nil {
 		s.refused.Add(1)
-		if ok, skipped := s.refusals.allow(time.Now()); ok {
+		if ok, skipped := s.refusals.Allow(); ok {
 			s.log.Warn("syslog alarm refused and lost (syslog cannot tell the sender)",
 				"transport", transport, "peer", peer.String(), "code", a.Code, "severity", a.Severity.String(),
 				"err", err, "refused_total", s.refused.Load(), "not_logged", skipped)
@@ -381,27 +383,4 @@ func (s *Syslog) take(ctx context.Context, msg []byte, peer netip.Addr, transpor
 		return
 	}
 	s.accepted.Add(1)
-}
-
-// throttle lets one event in every refusalLogEvery through and counts the
-// others.
-type throttle struct {
-	mu      sync.Mutex
-	last    time.Time
-	skipped uint64
-}
-
-// allow reports whether an event at now may be logged and, if so, how many
-// were held back since the last one.
-func (t *throttle) allow(now time.Time) (bool, uint64) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if !t.last.IsZero() && now.Sub(t.last) < refusalLogEvery {
-		t.skipped++
-		return false, 0
-	}
-	t.last = now
-	n := t.skipped
-	t.skipped = 0
-	return true, n
 }

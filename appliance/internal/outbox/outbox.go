@@ -10,6 +10,7 @@ import (
 
 	"mailagent/appliance/alarm"
 	"mailagent/appliance/internal/spool"
+	"mailagent/appliance/lograte"
 )
 
 // Implementation summary.
@@ -79,6 +80,8 @@ type Outbox struct {
 	o     Options
 	wake  chan struct{}
 	flush chan struct{}
+
+	dropLog lograte.Limiter // one line a minute about drops, however many
 
 	mu       sync.Mutex
 	mem      []queued
@@ -156,7 +159,7 @@ func (ob *Outbox) acceptMemory(a alarm.Alarm) {
 		}
 		if victim < 0 {
 			ob.dropped[a.Severity]++
-			ob.o.Log.Warn("memory queue full: alarm dropped", "code", a.Code, "severity", a.Severity)
+			ob.dropLog.Log(ob.o.Log, slog.LevelWarn, "memory queue full: alarm dropped (counted, reported in the next mail)", "code", a.Code, "severity", a.Severity)
 			return
 		}
 		ob.dropped[ob.mem[victim].a.Severity]++
