@@ -182,7 +182,7 @@ func loopbackListen(addr string) bool {
 		return true
 	}
 	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.IsLoopback()
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // pageBase is the page's address to print: http.base_url when set, else
