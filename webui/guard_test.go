@@ -128,6 +128,20 @@ password = "smtp-secret"`), log, nil)
 	before := hashDir(t, dir)
 	br := p.loggedIn()
 	const host = "https://box.example.test"
+	// The only routes open without a session; everything under /api/ is API.
+	publicRoutes := map[string]bool{"GET /login": true, "POST /login": true, "POST /setup": true,
+		"GET /static/app.js": true, "GET /static/style.css": true, "POST /alarm": true, "POST /alertmanager": true}
+	for _, rt := range routeTable {
+		name := rt.method + " " + rt.path
+		switch {
+		case publicRoutes[name] != (rt.access == public):
+			t.Errorf("route %s: access %d; only %v may be public", name, rt.access, publicRoutes)
+		case strings.HasPrefix(rt.path, "/api/") && rt.access != api:
+			t.Errorf("route %s is under /api/ but not an API route", name)
+		case rt.path == "/auth.htm" && rt.access != callback:
+			t.Errorf("route %s: access %d; want callback", name, rt.access)
+		}
+	}
 	for _, rt := range routeTable {
 		path := strings.TrimSuffix(rt.path, "{$}")
 		payload := stateChangingBody[path]
