@@ -478,7 +478,11 @@ func (s *Server) apiTest(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		s.log.Warn("test mail failed", "err", err)
-		writeJSON(w, http.StatusBadGateway, answer{Steps: steps, Error: err.Error(), Hint: s.b.Hint(err)})
+		hint := s.b.Hint(err)
+		if errors.Is(err, agent.ErrNotConfigured) {
+			hint = "fill in what the status names as missing, save, then send the test mail again"
+		}
+		writeJSON(w, http.StatusBadGateway, answer{Steps: steps, Error: err.Error(), Hint: hint})
 		return
 	}
 	writeJSON(w, http.StatusOK, answer{OK: true, Steps: steps, Reply: reply})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -31,6 +32,7 @@ type fakeBackend struct {
 	stored   []string // accounts authorised
 	alarms   []agent.RecentAlarm
 	hash     string
+	testErr  error // SendTest's answer
 }
 
 func newFakeBackend(hash string) *fakeBackend {
@@ -97,6 +99,9 @@ func (f *fakeBackend) ObtainNow(ctx context.Context) (string, error) { return "a
 
 func (f *fakeBackend) SendTest(ctx context.Context, trace func(step, detail string)) (string, error) {
 	trace("connect", "smtp.example.test:587 (starttls)")
+	if f.testErr != nil {
+		return "", f.testErr
+	}
 	return "250 2.0.0 Ok: queued", nil
 }
 
@@ -403,6 +408,12 @@ func TestAPIActions(t *testing.T) {
 	if !tr.OK || tr.Reply == "" || len(tr.Steps) != 1 {
 		t.Errorf("POST /api/test = %+v", tr)
 	}
+	fb.testErr = fmt.Errorf("%w:\nmail.from: not set", agent.ErrNotConfigured)
+	resp = p.do(br, "POST", "https://box.example.test/api/test", "application/json", "{}", true)
+	if e := decode[apiError](t, resp); resp.StatusCode != http.StatusBadGateway || !strings.Contains(e.Error, "mail.from") || !strings.Contains(e.Hint, "save") {
+		t.Errorf("POST /api/test, not configured = %d %+v; want 502 naming the key and a hint for the page", resp.StatusCode, e)
+	}
+	fb.testErr = nil
 	resp = p.do(br, "GET", "https://box.example.test/api/alarms", "", "", false)
 	if b := body(t, resp); !strings.Contains(b, "LINK-DOWN") {
 		t.Errorf("GET /api/alarms = %s", b)
