@@ -12,17 +12,42 @@ import (
 // SocketPath is the local socket `mailagent alarm` talks to.
 func (a *Agent) SocketPath() string { return filepath.Join(a.runDir, ingest.SocketName) }
 
+// socket is what Run takes alarms and control requests on: the local unix
+// socket (*ingest.Socket).
+type socket interface {
+	SetControl(ingest.Control)
+	Serve(ctx context.Context) error
+	Close() error
+}
+
 // Run takes alarms on the local socket, queues them (in memory, or on flash
 // when they must persist) and mails them, until ctx ends. An alarm is
 // answered "ok" only once it is queued. ready, if not nil, is called once
 // the agent accepts alarms.
 func (a *Agent) Run(ctx context.Context, ready func()) error {
+	return a.run(ctx, ready, func() (socket, error) {
+		s, err := ingest.ListenSocket(a.SocketPath(), a.Accept, a.log)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	})
+}
+
+// run is Run with the socket made by listen. Tests in a testing/synctest
+// bubble pass a socket without real network I/O: a goroutine waiting in a
+// unix socket's Accept is not durably blocked, so the bubble's clock would
+// never move.
+func (a *Agent) run(ctx context.Context, ready func(), listen func() (socket, error)) error {
 	c := a.Config()
 	sp, err := a.openSpool(&c)
 	if err != nil {
 		return err
 	}
 	defer sp.Close()
+	if st := sp.Stats(); st.Corrupt > 0 {
+		a.log.Warn("damaged spool records set aside; their alarms are lost", "count", st.Corrupt, "last", st.LastDamage)
+	}
 	ob := a.newOutbox(&c, sp)
 	min, _ := alarm.ParseSeverity(c.Alarms.MinSeverity)
 	a.mu.Lock()
@@ -33,7 +58,7 @@ func (a *Agent) Run(ctx context.Context, ready func()) error {
 		a.outbox = nil
 		a.mu.Unlock()
 	}()
-	s, err := ingest.ListenSocket(a.SocketPath(), a.Accept, a.log)
+	s, err := listen()
 	if err != nil {
 		return err
 	}
