@@ -7,6 +7,7 @@ import (
 
 	"mailagent/appliance/alarm"
 	"mailagent/appliance/ingest"
+	"mailagent/appliance/internal/spool"
 )
 
 // SocketPath is the local socket `mailagent alarm` talks to.
@@ -25,26 +26,36 @@ type socket interface {
 // answered "ok" only once it is queued. ready, if not nil, is called once
 // the agent accepts alarms.
 func (a *Agent) Run(ctx context.Context, ready func()) error {
-	return a.run(ctx, ready, func() (socket, error) {
+	return a.run(ctx, ready, runHooks{listen: func() (socket, error) {
 		s, err := ingest.ListenSocket(a.SocketPath(), a.Accept, a.log)
 		if err != nil {
 			return nil, err
 		}
 		return s, nil
-	})
+	}})
 }
 
-// run is Run with the socket made by listen. Tests in a testing/synctest
-// bubble pass a socket without real network I/O: a goroutine waiting in a
-// unix socket's Accept is not durably blocked, so the bubble's clock would
-// never move.
-func (a *Agent) run(ctx context.Context, ready func(), listen func() (socket, error)) error {
+// runHooks are what a test changes in run.
+type runHooks struct {
+	// listen makes the socket. Tests in a testing/synctest bubble make one
+	// without real network I/O: a goroutine waiting in a unix socket's
+	// Accept is not durably blocked, so the bubble's clock would never move.
+	listen func() (socket, error)
+	// opened, if set, is given the spool once it is open.
+	opened func(*spool.Spool)
+}
+
+// run is Run with hooks.
+func (a *Agent) run(ctx context.Context, ready func(), h runHooks) error {
 	c := a.Config()
 	sp, err := a.openSpool(&c)
 	if err != nil {
 		return err
 	}
 	defer sp.Close()
+	if h.opened != nil {
+		h.opened(sp)
+	}
 	if st := sp.Stats(); st.Corrupt > 0 {
 		a.log.Warn("damaged spool records set aside; their alarms are lost", "count", st.Corrupt, "last", st.LastDamage)
 	}
@@ -58,7 +69,7 @@ func (a *Agent) run(ctx context.Context, ready func(), listen func() (socket, er
 		a.outbox = nil
 		a.mu.Unlock()
 	}()
-	s, err := listen()
+	s, err := h.listen()
 	if err != nil {
 		return err
 	}
