@@ -163,6 +163,20 @@ type authResult struct {
 	Continue, Redirect, Note string
 }
 
+// vals are the values of auth.html.
+func (r authResult) vals() map[string]string {
+	result := "failed"
+	switch {
+	case r.Continue != "":
+		result = "continue"
+	case r.OK:
+		result = "ok"
+	}
+	return map[string]string{"result": result, "continue": r.Continue, "note": r.Note, "redirect": r.Redirect,
+		"ok": yes(result == "ok"), "failed": yes(result == "failed"), "headline": r.Headline,
+		"code": r.Code, "description": r.Description, "hint": r.Hint}
+}
+
 // authPage serves GET /auth.htm: without code, state or error it starts a
 // grant for the session; with them it finishes it.
 func (s *Server) authPage(w http.ResponseWriter, r *http.Request) {
@@ -181,25 +195,30 @@ func (s *Server) authStart(w http.ResponseWriter, r *http.Request) {
 	c, err := s.b.Config()
 	if err != nil {
 		s.log.Error("configuration not read", "err", err)
-		s.render(w, http.StatusInternalServerError, "auth.tmpl", authResult{Headline: "The box cannot read its configuration.", Hint: s.b.Hint(err)})
+		s.render(w, http.StatusInternalServerError, "auth.html", authResult{Headline: "The box cannot read its configuration.", Hint: s.b.Hint(err)}.vals())
 		return
 	}
 	eff := c.WithDefaults(s.b.Board())
 	mode, ok := config.LookupMode(eff.OAuth2.Mode)
 	switch {
 	case !ok:
-		s.render(w, http.StatusBadRequest, "auth.tmpl", authResult{Headline: "No OAuth2 mode is chosen yet.",
-			Hint: "Choose the mode and fill in its fields on the admin page, save, then press Authorise."})
+		s.render(w, http.StatusBadRequest, "auth.html", authResult{Headline: "No OAuth2 mode is chosen yet.",
+			Hint: "Choose the mode and fill in its fields on the admin page, save, then press Authorise."}.vals())
 		return
 	case !mode.Interactive:
-		s.render(w, http.StatusBadRequest, "auth.tmpl", authResult{Headline: "Mode " + mode.Name + " needs no sign-in.",
-			Hint: "Press Authorise on the admin page: the box gets its token directly."})
+		s.render(w, http.StatusBadRequest, "auth.html", authResult{Headline: "Mode " + mode.Name + " needs no sign-in.",
+			Hint: "Press Authorise on the admin page: the box gets its token directly."}.vals())
 		return
 	}
 	authURL, state, err := s.b.StartAuthorize()
 	if err != nil {
 		s.log.Warn("authorisation not started", "err", err)
-		s.render(w, http.StatusBadRequest, "auth.tmpl", authResult{Headline: "The authorisation could not start.", Hint: startHint(s.b, err)})
+		s.render(w, http.StatusBadRequest, "auth.html", authResult{Headline: "The authorisation could not start.", Hint: startHint(s.b, err)}.vals())
+		return
+	}
+	if u, err := url.Parse(authURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") {
+		s.render(w, http.StatusBadRequest, "auth.html", authResult{Headline: "The authorisation address is not a web address.",
+			Hint: "Check the authorisation endpoint (oauth2.auth_url or oauth2.authority) on the admin page."}.vals())
 		return
 	}
 	cookie := randToken(32)
@@ -208,7 +227,7 @@ func (s *Server) authStart(w http.ResponseWriter, r *http.Request) {
 		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
 	redirect := redirectURI(&eff)
 	if reach, note := s.redirectAdvice(r, redirect, mode); !reach {
-		s.render(w, http.StatusOK, "auth.tmpl", authResult{Continue: authURL, Redirect: redirect, Note: note})
+		s.render(w, http.StatusOK, "auth.html", authResult{Continue: authURL, Redirect: redirect, Note: note}.vals())
 		return
 	}
 	http.Redirect(w, r, authURL, http.StatusSeeOther)
@@ -235,7 +254,7 @@ func (s *Server) authFinish(w http.ResponseWriter, r *http.Request, q url.Values
 			res.Headline = "The provider did not authorise the box."
 			res.Code, res.Description = oneLine(code, 100), oneLine(q.Get("error_description"), 400)
 		}
-		s.render(w, http.StatusBadRequest, "auth.tmpl", res)
+		s.render(w, http.StatusBadRequest, "auth.html", res.vals())
 		return
 	}
 	session := ""
@@ -248,19 +267,19 @@ func (s *Server) authFinish(w http.ResponseWriter, r *http.Request, q url.Values
 	}
 	if session == "" && cookie == "" {
 		s.log.Warn("auth.htm visited without session or grant cookie", "remote", r.RemoteAddr)
-		s.render(w, http.StatusForbidden, "auth.tmpl", authResult{
+		s.render(w, http.StatusForbidden, "auth.html", authResult{
 			Headline: "This browser did not start the authorisation (no admin session here), so nothing was stored.",
-			Hint:     "Log in to the admin page and paste this page's whole address into \"Paste the address\", or press Authorise there."})
+			Hint:     "Log in to the admin page and paste this page's whole address into \"Paste the address\", or press Authorise there."}.vals())
 		return
 	}
 	if ref := s.grants.take(state, session, cookie); ref != nil {
 		s.log.Warn("auth.htm refused a redirect", "why", ref.what, "remote", r.RemoteAddr)
-		s.render(w, http.StatusBadRequest, "auth.tmpl", authResult{Headline: ref.what, Hint: ref.hint})
+		s.render(w, http.StatusBadRequest, "auth.html", authResult{Headline: ref.what, Hint: ref.hint}.vals())
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: GrantCookie, Value: "", Path: "/auth.htm", MaxAge: -1, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
 	res, code := s.finish(r.Context(), state, "?"+r.URL.RawQuery)
-	s.render(w, code, "auth.tmpl", res)
+	s.render(w, code, "auth.html", res.vals())
 }
 
 // finish asks the backend to finish the grant and puts the outcome into

@@ -4,25 +4,76 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"html"
+	"io"
 	"io/fs"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
-// render executes a page template into a buffer first, so a template
-// error becomes a clean 500 and never half a page.
-func (s *Server) render(w http.ResponseWriter, code int, name string, data any) {
-	var buf bytes.Buffer
-	if err := s.pages.ExecuteTemplate(&buf, name, data); err != nil {
-		s.log.Error("page not rendered", "page", name, "err", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
+// render fills the page file name with vals (fill) and answers it; a page
+// that does not fill becomes a clean 500, never half a page.
+func (s *Server) render(w http.ResponseWriter, code int, name string, vals map[string]string) {
+	b, err := fs.ReadFile(s.static, name)
+	if err == nil {
+		var out string
+		if out, err = fill(string(b), vals); err == nil {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(code)
+			io.WriteString(w, out)
+			return
+		}
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	w.Write(buf.Bytes())
+	s.log.Error("page not rendered", "page", name, "err", err)
+	http.Error(w, "internal error", http.StatusInternalServerError)
+}
+
+// fill renders a page without html/template, which would cost the binary
+// some 2 MB: {{?name}}…{{/name}} is kept when vals[name] is not empty and
+// dropped otherwise (sections of different names nest); {{name}} becomes
+// vals[name], HTML-escaped, and must be in vals.
+func fill(page string, vals map[string]string) (string, error) {
+	var b strings.Builder
+	for {
+		i := strings.Index(page, "{{")
+		if i < 0 {
+			b.WriteString(page)
+			return b.String(), nil
+		}
+		b.WriteString(page[:i])
+		page = page[i+2:]
+		j := strings.Index(page, "}}")
+		if j < 0 {
+			return "", errors.New("page: {{ without }}")
+		}
+		tag := page[:j]
+		page = page[j+2:]
+		switch {
+		case strings.HasPrefix(tag, "?"):
+			end := "{{/" + tag[1:] + "}}"
+			k := strings.Index(page, end)
+			if k < 0 {
+				return "", fmt.Errorf("page: {{%s}} without %s", tag, end)
+			}
+			if vals[tag[1:]] == "" {
+				page = page[k+len(end):]
+			} else {
+				page = page[:k] + page[k+len(end):]
+			}
+		case strings.HasPrefix(tag, "/"):
+			return "", fmt.Errorf("page: {{%s}} without its start", tag)
+		default:
+			v, ok := vals[tag]
+			if !ok {
+				return "", fmt.Errorf("page: no value for {{%s}}", tag)
+			}
+			b.WriteString(html.EscapeString(v))
+		}
+	}
 }
 
 // file serves one embedded static file.
@@ -57,7 +108,8 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return
 	}
-	s.render(w, http.StatusOK, "login.tmpl", struct{ Setup bool }{s.b.PasswordHash() == ""})
+	setup := s.b.PasswordHash() == ""
+	s.render(w, http.StatusOK, "login.html", map[string]string{"setup": yes(setup), "login": yes(!setup)})
 }
 
 // login checks the password (LoginHandler).
@@ -168,6 +220,14 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, struct {
 		OK bool `json:"ok"`
 	}{true})
+}
+
+// yes is a fill condition: "1" for true.
+func yes(b bool) string {
+	if b {
+		return "1"
+	}
+	return ""
 }
 
 // mustSession is the session RequireSession found.

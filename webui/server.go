@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"html/template"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -93,7 +92,6 @@ type Server struct {
 	baseURL  string
 	alarm    http.Handler
 	grants   *grants
-	pages    *template.Template
 	static   fs.FS
 	handler  http.Handler
 }
@@ -119,10 +117,6 @@ func New(o Options) (*Server, error) {
 		return nil, fmt.Errorf("webui: %w", err)
 	}
 	s.static = sub
-	s.pages, err = template.ParseFS(sub, "*.tmpl")
-	if err != nil {
-		return nil, fmt.Errorf("webui: %w", err)
-	}
 	proxy, err := ProxyAuth(o.TrustProxy, o.ProxyHeader, s.log)
 	if err != nil {
 		return nil, fmt.Errorf("http.trust_proxy: %w", err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -483,6 +484,43 @@ func TestRedirectAdvice(t *testing.T) {
 		reach, note := s.redirectAdvice(r, tt.redirect, tt.mode)
 		if reach != tt.reach || !strings.Contains(note, tt.note) || (tt.note == "" && note != "") {
 			t.Errorf("redirectAdvice(%q, %s) = %v, %q; want %v and a note with %q", tt.redirect, tt.mode.Name, reach, note, tt.reach, tt.note)
+		}
+	}
+}
+
+func TestFill(t *testing.T) {
+	tests := []struct {
+		page string
+		vals map[string]string
+		want string
+		err  bool
+	}{
+		{"a {{x}} b", map[string]string{"x": `<i>"&'</i>`}, "a &lt;i&gt;&#34;&amp;&#39;&lt;/i&gt; b", false},
+		{"{{?c}}[{{x}}{{?d}}({{y}}){{/d}}]{{/c}}.", map[string]string{"c": "1", "x": "X", "y": "Y", "d": ""}, "[X].", false},
+		{"{{?c}}[{{x}}]{{/c}}.", map[string]string{"x": "X"}, ".", false},
+		{"{{?c}}[{{nope}}]{{/c}}.", map[string]string{"c": ""}, ".", false},
+		{"{{nope}}", map[string]string{}, "", true},
+		{"{{?c}} open", map[string]string{"c": "1"}, "", true},
+		{"{{/c}}", map[string]string{}, "", true},
+		{"{{x", map[string]string{}, "", true},
+	}
+	for _, tt := range tests {
+		got, err := fill(tt.page, tt.vals)
+		if got != tt.want || (err != nil) != tt.err {
+			t.Errorf("fill(%q) = %q, %v; want %q, error %v", tt.page, got, err, tt.want, tt.err)
+		}
+	}
+	// every page fills with the values its handlers give
+	for name, vals := range map[string]map[string]string{
+		"login.html": {"setup": "1", "login": ""},
+		"auth.html":  authResult{Headline: "h", Code: "c", Description: "d", Hint: "x"}.vals(),
+	} {
+		b, err := fs.ReadFile(staticFS, "static/"+name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out, err := fill(string(b), vals); err != nil || strings.Contains(out, "{{") {
+			t.Errorf("%s: %v", name, err)
 		}
 	}
 }
