@@ -113,3 +113,63 @@ func mustRead(t *testing.T, path string) []byte {
 	}
 	return b
 }
+
+// TestNewSelfSignedDER checks the hand-written certificate the way browsers
+// and the x509 package read it, and serves TLS with it.
+func TestNewSelfSignedDER(t *testing.T) {
+	for _, now := range []time.Time{time.Now(), time.Date(2045, 6, 1, 0, 0, 0, 0, time.UTC)} {
+		certPEM, keyPEM, err := NewSelfSigned([]string{"box.example.com", "127.0.0.1", "::1"}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pair, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			t.Fatalf("X509KeyPair: %v", err)
+		}
+		leaf := pair.Leaf
+		if leaf.Version != 3 || leaf.Subject.CommonName != "box.example.com" || !slices.Equal(leaf.Subject.Organization, []string{"mailagent"}) {
+			t.Errorf("version %d, subject %v", leaf.Version, leaf.Subject)
+		}
+		if leaf.KeyUsage != x509.KeyUsageDigitalSignature || !slices.Equal(leaf.ExtKeyUsage, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}) ||
+			!leaf.BasicConstraintsValid || leaf.IsCA {
+			t.Errorf("key usage %v, ext %v, basic constraints %v CA %v", leaf.KeyUsage, leaf.ExtKeyUsage, leaf.BasicConstraintsValid, leaf.IsCA)
+		}
+		if err := leaf.CheckSignature(leaf.SignatureAlgorithm, leaf.RawTBSCertificate, leaf.Signature); err != nil {
+			t.Errorf("self-signature: %v", err)
+		}
+		if !leaf.NotBefore.Equal(now.Add(-time.Hour).Truncate(time.Second)) || !leaf.NotAfter.Equal(now.Add(SelfSignedValidity).Truncate(time.Second)) {
+			t.Errorf("validity %v – %v for now %v", leaf.NotBefore, leaf.NotAfter, now)
+		}
+		if leaf.SerialNumber.Sign() <= 0 {
+			t.Errorf("serial %v", leaf.SerialNumber)
+		}
+		if len(leaf.UnhandledCriticalExtensions) != 0 {
+			t.Errorf("unhandled critical extensions %v", leaf.UnhandledCriticalExtensions)
+		}
+	}
+
+	certPEM, keyPEM, err := NewSelfSigned([]string{"box.example.com"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, _ := tls.X509KeyPair(certPEM, keyPEM)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{pair}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			c.(*tls.Conn).Handshake()
+			c.Close()
+		}
+	}()
+	roots := x509.NewCertPool()
+	roots.AddCert(pair.Leaf)
+	c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: roots, ServerName: "box.example.com"})
+	if err != nil {
+		t.Fatalf("TLS with the self-signed certificate: %v", err)
+	}
+	c.Close()
+}
