@@ -163,6 +163,11 @@ type authResult struct {
 	Continue, Redirect, Note string
 }
 
+// renderAuth answers auth.html with res.
+func (s *Server) renderAuth(w http.ResponseWriter, code int, res authResult) {
+	s.render(w, code, "auth.html", res.vals())
+}
+
 // vals are the values of auth.html.
 func (r authResult) vals() map[string]string {
 	result := "failed"
@@ -195,30 +200,30 @@ func (s *Server) authStart(w http.ResponseWriter, r *http.Request) {
 	c, err := s.b.Config()
 	if err != nil {
 		s.log.Error("configuration not read", "err", err)
-		s.render(w, http.StatusInternalServerError, "auth.html", authResult{Headline: "The box cannot read its configuration.", Hint: s.b.Hint(err)}.vals())
+		s.renderAuth(w, http.StatusInternalServerError, authResult{Headline: "The box cannot read its configuration.", Hint: s.b.Hint(err)})
 		return
 	}
 	eff := c.WithDefaults(s.b.Board())
 	mode, ok := config.LookupMode(eff.OAuth2.Mode)
 	switch {
 	case !ok:
-		s.render(w, http.StatusBadRequest, "auth.html", authResult{Headline: "No OAuth2 mode is chosen yet.",
-			Hint: "Choose the mode and fill in its fields on the admin page, save, then press Authorise."}.vals())
+		s.renderAuth(w, http.StatusBadRequest, authResult{Headline: "No OAuth2 mode is chosen yet.",
+			Hint: "Choose the mode and fill in its fields on the admin page, save, then press Authorise."})
 		return
 	case !mode.Interactive:
-		s.render(w, http.StatusBadRequest, "auth.html", authResult{Headline: "Mode " + mode.Name + " needs no sign-in.",
-			Hint: "Press Authorise on the admin page: the box gets its token directly."}.vals())
+		s.renderAuth(w, http.StatusBadRequest, authResult{Headline: "Mode " + mode.Name + " needs no sign-in.",
+			Hint: "Press Authorise on the admin page: the box gets its token directly."})
 		return
 	}
 	authURL, state, err := s.b.StartAuthorize()
 	if err != nil {
 		s.log.Warn("authorisation not started", "err", err)
-		s.render(w, http.StatusBadRequest, "auth.html", authResult{Headline: "The authorisation could not start.", Hint: startHint(s.b, err)}.vals())
+		s.renderAuth(w, http.StatusBadRequest, authResult{Headline: "The authorisation could not start.", Hint: startHint(s.b, err)})
 		return
 	}
 	if u, err := url.Parse(authURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") {
-		s.render(w, http.StatusBadRequest, "auth.html", authResult{Headline: "The authorisation address is not a web address.",
-			Hint: "Check the authorisation endpoint (oauth2.auth_url or oauth2.authority) on the admin page."}.vals())
+		s.renderAuth(w, http.StatusBadRequest, authResult{Headline: "The authorisation address is not a web address.",
+			Hint: "Check the authorisation endpoint (oauth2.auth_url or oauth2.authority) on the admin page."})
 		return
 	}
 	cookie := randToken(32)
@@ -227,7 +232,7 @@ func (s *Server) authStart(w http.ResponseWriter, r *http.Request) {
 		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
 	redirect := redirectURI(&eff)
 	if reach, note := s.redirectAdvice(r, redirect, mode); !reach {
-		s.render(w, http.StatusOK, "auth.html", authResult{Continue: authURL, Redirect: redirect, Note: note}.vals())
+		s.renderAuth(w, http.StatusOK, authResult{Continue: authURL, Redirect: redirect, Note: note})
 		return
 	}
 	http.Redirect(w, r, authURL, http.StatusSeeOther)
@@ -254,7 +259,7 @@ func (s *Server) authFinish(w http.ResponseWriter, r *http.Request, q url.Values
 			res.Headline = "The provider did not authorise the box."
 			res.Code, res.Description = oneLine(code, 100), oneLine(q.Get("error_description"), 400)
 		}
-		s.render(w, http.StatusBadRequest, "auth.html", res.vals())
+		s.renderAuth(w, http.StatusBadRequest, res)
 		return
 	}
 	session := ""
@@ -267,19 +272,19 @@ func (s *Server) authFinish(w http.ResponseWriter, r *http.Request, q url.Values
 	}
 	if session == "" && cookie == "" {
 		s.log.Warn("auth.htm visited without session or grant cookie", "remote", r.RemoteAddr)
-		s.render(w, http.StatusForbidden, "auth.html", authResult{
+		s.renderAuth(w, http.StatusForbidden, authResult{
 			Headline: "This browser did not start the authorisation (no admin session here), so nothing was stored.",
-			Hint:     "Log in to the admin page and paste this page's whole address into \"Paste the address\", or press Authorise there."}.vals())
+			Hint:     "Log in to the admin page and paste this page's whole address into \"Paste the address\", or press Authorise there."})
 		return
 	}
 	if ref := s.grants.take(state, session, cookie); ref != nil {
 		s.log.Warn("auth.htm refused a redirect", "why", ref.what, "remote", r.RemoteAddr)
-		s.render(w, http.StatusBadRequest, "auth.html", authResult{Headline: ref.what, Hint: ref.hint}.vals())
+		s.renderAuth(w, http.StatusBadRequest, authResult{Headline: ref.what, Hint: ref.hint})
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: GrantCookie, Value: "", Path: "/auth.htm", MaxAge: -1, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
 	res, code := s.finish(r.Context(), state, "?"+r.URL.RawQuery)
-	s.render(w, code, "auth.html", res.vals())
+	s.renderAuth(w, code, res)
 }
 
 // finish asks the backend to finish the grant and puts the outcome into
