@@ -47,7 +47,9 @@
     form.addEventListener('submit', function (ev) {
       ev.preventDefault();
       say('form-msg', '…');
-      fetch(path, { method: 'POST', credentials: 'same-origin', body: new URLSearchParams(new FormData(form)) })
+      fetch(path, { method: 'POST', credentials: 'same-origin',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams(new FormData(form)).toString() })
         .then(function (r) { return r.json().then(function (b) { return { status: r.status, body: b }; }); })
         .then(function (r) {
           if (r.status === 200) { location.href = '/'; return; }
