@@ -50,6 +50,7 @@ bench: ## Budgets: stripped binary size per target, memory under a 10,000-alarm 
 	@sh scripts/cross.sh build
 	@sh scripts/size.sh build
 	@MAILAGENT_STORM_RESULT=$(CURDIR)/build/storm.txt $(GO) test -tags rig -count=1 -run '^TestStorm$$' ./cmd/mailagent >/dev/null && cat build/storm.txt
+	@MAILAGENT_IDLE_RESULT=$(CURDIR)/build/idle.txt $(GO) test -tags bench -count=1 -run '^TestIdle$$' ./cmd/mailagent >build/idle.log || { cat build/idle.log; exit 1; }; cat build/idle.txt
 
 check: ## gofmt, go vet and staticcheck
 	@test -z "$$(gofmt -l .)" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
