@@ -22,17 +22,17 @@
 //   - Put, room left: the record goes to .ID.alarm.tmp, is fsynced, renamed
 //     to ID.alarm, and the directory is fsynced. 16 bytes plus the JSON
 //     (typically 150 to 400 bytes) and 2 fsyncs per accepted alarm.
-//   - Put, spool full: as above, and before the evicted file is unlinked the
-//     drop counters are written the same way and the directory is fsynced:
-//     16 bytes plus 10 to 80 bytes of JSON more, and 4 fsyncs in all. A
-//     power cut in between may count a drop whose alarm then stays queued;
-//     a drop is never missed.
+//   - Put, spool full: the record and the drop counters (16 bytes plus 10
+//     to 80 bytes of JSON) are staged, both synced with one syncfs, renamed
+//     into place, and the directory is fsynced; then the evicted file is
+//     unlinked, which reaches flash with the next directory fsync. 2 syncs.
+//     A power cut before that brings the evicted alarm back, counted as
+//     dropped and still queued; a drop is never missed.
 //   - Put refused with ErrFull: nothing.
-//   - Puts written together (group commit, below): the records' bytes, one
-//     syncfs for all of them instead of an fsync each, the drop counters
-//     once, one directory fsync: 2 syncs for the batch, 4 when it evicts. An
-//     alarm accepted and dropped again within its batch is counted and
-//     never written.
+//   - Puts written together (group commit, below): the records' bytes and
+//     the drop counters, one syncfs for all of them, one directory fsync: 2
+//     syncs for the batch however large. An alarm accepted and dropped
+//     again within its batch is counted and never written.
 //   - Remove: one unlink per delivered alarm and one directory fsync per
 //     batch; no data bytes.
 //   - TakeDrops: an unlink of "drops" and one directory fsync. ForgetDrops
@@ -332,10 +332,17 @@ func (s *Spool) putBatch(batch []*putReq) error {
 		}
 	}
 
-	var staged []string
+	// Stage the records and the drop counters, sync them (one fsync for a
+	// single file, one syncfs for several), rename them into place and sync
+	// the directory; only then unlink what was evicted, so that a drop is
+	// on flash before its alarm goes. The unlinks reach flash with the next
+	// directory sync: a power cut before that brings an evicted alarm back,
+	// counted as dropped and sent as well, never the other way round.
+	type staging struct{ tmp, file string }
+	var staged []staging
 	defer func() {
-		for _, tmp := range staged {
-			os.Remove(tmp) // fails once renamed
+		for _, st := range staged {
+			os.Remove(st.tmp) // fails once renamed
 		}
 	}()
 	var files []slot
@@ -344,27 +351,44 @@ func (s *Spool) putBatch(batch []*putReq) error {
 			files = append(files, p)
 		}
 	}
-	for _, p := range files {
-		tmp, err := s.stage(p.n.file(), p.req.data, len(files) == 1)
+	newDrops := drops != s.drops
+	n := len(files)
+	if newDrops {
+		n++
+	}
+	if newDrops {
+		tmp, err := s.stage(dropsFile, encodeDrops(drops), n == 1)
 		if err != nil {
 			return err
 		}
-		staged = append(staged, tmp)
+		staged = append(staged, staging{tmp, dropsFile})
 	}
-	if len(files) > 1 {
+	for _, p := range files {
+		tmp, err := s.stage(p.n.file(), p.req.data, n == 1)
+		if err != nil {
+			return err
+		}
+		staged = append(staged, staging{tmp, p.n.file()})
+	}
+	if n > 1 {
 		if err := s.syncFS(); err != nil {
 			return err
 		}
 	}
-	if len(files) > 0 {
-		s.step("record staged")
-	}
-	if drops != s.drops {
-		if err := s.writeDrops(drops); err != nil {
+	if n > 0 {
+		s.step("staged")
+		for _, st := range staged {
+			if err := os.Rename(st.tmp, s.file(st.file)); err != nil {
+				return fmt.Errorf("write %s: %w", s.file(st.file), flash.Cause(err))
+			}
+		}
+		s.step("renamed")
+		if err := s.syncDir(); err != nil {
 			return err
 		}
-		s.step("drops written")
+		s.step("synced")
 	}
+	s.drops = drops
 	for _, v := range evict {
 		if err := os.Remove(s.file(v.file())); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("drop %s: %w", s.file(v.file()), flash.Cause(err))
@@ -373,23 +397,6 @@ func (s *Spool) putBatch(batch []*putReq) error {
 	if len(evict) > 0 {
 		s.step("evicted")
 	}
-	if len(files) == 0 {
-		s.seq = seq
-		s.names = slices.DeleteFunc(s.names, func(m name) bool { return slices.Contains(evict, m) })
-		s.stats.Len = len(s.names)
-		done()
-		return nil
-	}
-	for i, p := range files {
-		if err := os.Rename(staged[i], s.file(p.n.file())); err != nil {
-			return fmt.Errorf("write %s: %w", s.file(p.n.file()), flash.Cause(err))
-		}
-	}
-	s.step("record renamed")
-	if err := s.syncDir(); err != nil {
-		return err
-	}
-	s.step("synced")
 	s.seq = seq
 	s.names = s.names[:0]
 	for _, p := range plan {
