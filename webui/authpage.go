@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -271,14 +272,14 @@ func (s *Server) authFinish(w http.ResponseWriter, r *http.Request, q url.Values
 		cookie = c.Value
 	}
 	if session == "" && cookie == "" {
-		s.log.Warn("auth.htm visited without session or grant cookie", "remote", r.RemoteAddr)
+		s.authLog.Log(s.log, slog.LevelWarn, "auth.htm visited without session or grant cookie", "remote", r.RemoteAddr)
 		s.renderAuth(w, http.StatusForbidden, authResult{
 			Headline: "This browser did not start the authorisation (no admin session here), so nothing was stored.",
 			Hint:     "Log in to the admin page and paste this page's whole address into \"Paste the address\", or press Authorise there."})
 		return
 	}
 	if ref := s.grants.take(state, session, cookie); ref != nil {
-		s.log.Warn("auth.htm refused a redirect", "why", ref.what, "remote", r.RemoteAddr)
+		s.authLog.Log(s.log, slog.LevelWarn, "auth.htm refused a redirect", "why", ref.what, "remote", r.RemoteAddr)
 		s.renderAuth(w, http.StatusBadRequest, authResult{Headline: ref.what, Hint: ref.hint})
 		return
 	}

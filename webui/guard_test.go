@@ -580,3 +580,24 @@ func TestCSPOnEveryAnswer(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthPageLogBounded: anyone can make auth.htm refuse a redirect; the
+// log gets a line a minute, then says how many it held back.
+func TestAuthPageLogBounded(t *testing.T) {
+	clock := newClock()
+	p := newPage(t, newFakeBackend(testCheapHash(t)), Options{Now: clock.Now})
+	stranger := &browser{cookies: map[string]*http.Cookie{GrantCookie: {Name: GrantCookie, Value: "guessed"}}}
+	for i := range 50 {
+		if resp := p.do(stranger, "GET", fmt.Sprintf("https://box.example.test/auth.htm?code=c&state=s%d", i), "", "", false); resp.StatusCode != 400 {
+			t.Fatalf("bad redirect %d = %d; want 400", i, resp.StatusCode)
+		}
+	}
+	if n := strings.Count(p.log.String(), "auth.htm refused"); n != 1 {
+		t.Errorf("50 refusals wrote %d log lines; want 1", n)
+	}
+	clock.Advance(2 * time.Minute)
+	p.do(stranger, "GET", "https://box.example.test/auth.htm?code=c&state=late", "", "", false)
+	if n := strings.Count(p.log.String(), "auth.htm refused"); n != 2 || !strings.Contains(p.log.String(), "held_back=49") {
+		t.Errorf("after a minute: %d lines, log:\n%s", n, p.log.String())
+	}
+}

@@ -14,6 +14,7 @@ import (
 
 	"mailagent/appliance/agent"
 	"mailagent/appliance/config"
+	"mailagent/appliance/lograte"
 	"mailagent/board"
 )
 
@@ -94,6 +95,9 @@ type Server struct {
 	grants   *grants
 	static   fs.FS
 	handler  http.Handler
+	// authLog keeps auth.htm's refusals, which anyone can cause, to a
+	// line a minute.
+	authLog lograte.Limiter
 }
 
 // New builds the Server.
@@ -108,6 +112,7 @@ func New(o Options) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.authLog.Now = s.now
 	s.sessions = NewSessions(SessionOptions{Now: s.now, Log: s.log})
 	s.limiter = NewLoginLimiter(LimiterOptions{Now: s.now})
 	s.setup = NewSetupGate(o.SetupCode)
