@@ -271,7 +271,7 @@ func (s *Server) apiSetConfig(w http.ResponseWriter, r *http.Request) {
 			switch {
 			case val == "" && k.Kind == config.SecretKind:
 				// an empty secret field keeps the stored secret
-			case strings.TrimSpace(val) == "":
+			case strings.TrimSpace(val) == "" && k.Kind != config.SecretKind:
 				k.Unset(c)
 			default:
 				if err := k.Set(c, val); err != nil {
@@ -408,7 +408,7 @@ func (s *Server) apiPaste(w http.ResponseWriter, r *http.Request) {
 			Hint: "copy the whole address from the browser's address bar after signing in"})
 		return
 	}
-	if ref := s.grants.take(state, sessionKeyOf(mustSession(r)), ""); ref != nil {
+	if ref := s.grants.take(state, sessionKeyOf(mustSession(r)), "", s.sessions.live); ref != nil {
 		writeJSON(w, http.StatusBadRequest, apiError{Error: ref.what, Hint: ref.hint, Errors: map[string]string{"url": ref.what}})
 		return
 	}

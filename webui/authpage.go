@@ -111,9 +111,10 @@ func (g *grants) forgetSession(session string) {
 type refusal struct{ what, hint string }
 
 // take checks that state belongs to a grant of this session (session, ""
-// for none) or this browser (cookie, "" for none), and if so removes it:
-// a state is good once. Otherwise it says why not, and keeps the grant.
-func (g *grants) take(state, session, cookie string) *refusal {
+// for none) or this browser (cookie, "" for none) whose session is still
+// live, and if so removes it: a state is good once. Otherwise it says why
+// not, and keeps the grant.
+func (g *grants) take(state, session, cookie string, live func(session string) bool) *refusal {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	gr, ok := g.byState[state]
@@ -129,7 +130,7 @@ func (g *grants) take(state, session, cookie string) *refusal {
 			return &refusal{"This sign-in was started more than 30 minutes ago, so nothing was stored.",
 				"Press Authorise on the admin page again and finish the sign-in within 30 minutes."}
 		case "ended":
-			return &refusal{"The admin session that started this sign-in has logged out, so nothing was stored.",
+			return &refusal{"The admin session that started this sign-in has ended (logged out, timed out, or the password changed), so nothing was stored.",
 				"Log in, then press Authorise again."}
 		}
 		return &refusal{"This sign-in does not belong to an authorisation started on this box (its state is unknown), so nothing was stored.",
@@ -146,6 +147,11 @@ func (g *grants) take(state, session, cookie string) *refusal {
 	if !mine {
 		return &refusal{"This sign-in was started by another admin session (another browser, or a login since), so nothing was stored.",
 			"Finish the sign-in in the browser that started it, or press Authorise here and sign in again."}
+	}
+	if !live(gr.session) {
+		g.retireLocked(state, "ended")
+		return &refusal{"The admin session that started this sign-in has ended (logged out, timed out, or the password changed), so nothing was stored.",
+			"Log in, then press Authorise again."}
 	}
 	g.retireLocked(state, "used")
 	return nil
@@ -278,7 +284,7 @@ func (s *Server) authFinish(w http.ResponseWriter, r *http.Request, q url.Values
 			Hint:     "Log in to the admin page and paste this page's whole address into \"Paste the address\", or press Authorise there."})
 		return
 	}
-	if ref := s.grants.take(state, session, cookie); ref != nil {
+	if ref := s.grants.take(state, session, cookie, s.sessions.live); ref != nil {
 		s.authLog.Log(s.log, slog.LevelWarn, "auth.htm refused a redirect", "why", ref.what, "remote", r.RemoteAddr)
 		s.renderAuth(w, http.StatusBadRequest, authResult{Headline: ref.what, Hint: ref.hint})
 		return

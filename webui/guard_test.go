@@ -336,6 +336,18 @@ func TestAuthPage(t *testing.T) {
 		}
 	})
 
+	t.Run("sessions ended", func(t *testing.T) {
+		br := p.loggedIn()
+		state := p.authStart(br)
+		p.s.sessions.Clear() // as a password change does
+		onlyGrant := &browser{cookies: map[string]*http.Cookie{GrantCookie: br.cookies[GrantCookie]}}
+		_, s0 := fb.counts()
+		code, b := back(onlyGrant, "code=abc&state="+url.QueryEscape(state))
+		if _, s1 := fb.counts(); code != 400 || !strings.Contains(b, "has ended") || s1 != s0 {
+			t.Errorf("grant cookie of an ended session: %d, %d stored\n%s", code, s1-s0, b)
+		}
+	})
+
 	t.Run("expired", func(t *testing.T) {
 		clock := newClock()
 		p := newPage(t, fb, Options{Now: clock.Now})

@@ -142,3 +142,17 @@ func sessionKeyOf(se Session) string {
 	sum := sha256.Sum256([]byte("grant-binding:" + se.CSRF))
 	return hex.EncodeToString(sum[:16])
 }
+
+// live reports whether the session named by key (sessionKeyOf) is still
+// live.
+func (s *Sessions) live(key string) bool {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, se := range s.m {
+		if !s.expired(se, now) && sessionKeyOf(se.Session) == key {
+			return true
+		}
+	}
+	return false
+}
