@@ -28,12 +28,12 @@ import (
 
 // TestDamagedSpool runs the agent once per damaged spool: three records of
 // different severities (one with non-ASCII details), and one of them cut at
-// every length from 0 to one byte short, or with one byte flipped (XOR
-// 0xff). Flips cover every offset of every record, header and payload, not
-// a sample: a full agent start with two mails over STARTTLS costs a few
-// milliseconds (972 cases in about 15 s with -race). Each time the agent
-// starts, names the damaged file in its log, sets it aside as .bad and
-// mails the two intact alarms, oldest first.
+// every length from 0 to one byte short, with one byte flipped (XOR 0xff),
+// or one byte too long. Flips cover every offset of every record, header
+// and payload, not a sample: a full agent start with two mails over
+// STARTTLS costs a few milliseconds (975 cases in about 15 s with -race).
+// Each time the agent starts, names the damaged file in its log, sets it
+// aside as .bad and mails the two intact alarms, oldest first.
 func TestDamagedSpool(t *testing.T) {
 	srv := smtptest.New(t, smtptest.Options{Users: map[string]string{"alarm@example.test": "pw"}})
 	ca := filepath.Join(t.TempDir(), "ca.pem")
@@ -150,6 +150,7 @@ password = "pw"
 			flipped[off] ^= 0xff
 			check(fmt.Sprintf("%s byte %d flipped", names[victim], off), victim, flipped)
 		}
+		check(names[victim]+" one byte too long", victim, append(bytes.Clone(good), '\n'))
 	}
 	t.Logf("%d damaged spools (records of %d, %d and %d bytes): agent started, damage reported, intact alarms mailed",
 		cases, len(records[0]), len(records[1]), len(records[2]))

@@ -57,7 +57,7 @@ func (a *Agent) run(ctx context.Context, ready func(), h runHooks) error {
 		h.opened(sp)
 	}
 	if st := sp.Stats(); st.Corrupt > 0 {
-		a.log.Warn("damaged spool records set aside; their alarms are lost", "count", st.Corrupt, "last", st.LastDamage)
+		a.log.Warn("damaged spool records set aside", "count", st.Corrupt, "last", st.LastDamage)
 	}
 	ob := a.newOutbox(&c, sp)
 	min, _ := alarm.ParseSeverity(c.Alarms.MinSeverity)
