@@ -8,6 +8,10 @@ mkdir -p "$out"
 # HTTP/2 is left out: the box's page and the token endpoints work over
 # HTTP/1.1, and the HTTP/2 code is half a megabyte.
 tags=nethttpomithttp2
+# Inlining stays on for the runtime and crypto, where speed matters, and is
+# off elsewhere: 650 KB less for linux/arm v7, for about 5 % more CPU in the
+# 10,000-alarm storm, whose cost is mostly system calls (files, sockets).
+gcflags="-gcflags=all=-l -gcflags=runtime= -gcflags=crypto/...="
 for target in linux/arm/7 linux/arm/5 linux/arm64 linux/mipsle linux/amd64; do
 	os=${target%%/*}
 	rest=${target#*/}
@@ -18,6 +22,7 @@ for target in linux/arm/7 linux/arm/5 linux/arm64 linux/mipsle linux/amd64; do
 		arm=${rest#*/}
 		name=$name-v$arm
 	fi
-	CGO_ENABLED=0 GOOS=$os GOARCH=$arch GOARM=$arm go build -trimpath -tags "$tags" \
+	# shellcheck disable=SC2086 # $gcflags is three words
+	CGO_ENABLED=0 GOOS=$os GOARCH=$arch GOARM=$arm go build -trimpath -tags "$tags" $gcflags \
 		-ldflags "-s -w -X main.version=$version -X main.buildDate=$date" -o "$out/$name" ./cmd/mailagent
 done
