@@ -175,6 +175,10 @@ type QueueStatus struct {
 	// Corrupt counts damaged records set aside when the spool was read now.
 	Corrupt    int
 	LastDamage string
+	// SetAside counts the damaged records kept as spool/*.bad, whoever
+	// found them, until they are removed; NewestBad names the newest.
+	SetAside  int
+	NewestBad string
 }
 
 // Queue reads the persistent queue.
@@ -190,7 +194,7 @@ func (a *Agent) Queue() (QueueStatus, error) {
 		return QueueStatus{}, err
 	}
 	st := sp.Stats()
-	q := QueueStatus{Dropped: st.Drops, Corrupt: st.Corrupt, LastDamage: st.LastDamage}
+	q := QueueStatus{Dropped: st.Drops, Corrupt: st.Corrupt, LastDamage: st.LastDamage, SetAside: st.SetAside, NewestBad: st.NewestBad}
 	for _, e := range entries {
 		q.Spooled = append(q.Spooled, e.Alarm)
 	}

@@ -138,6 +138,14 @@ password = "pw"
 		if _, err := os.Stat(filepath.Join(spoolDir, names[victim]+".bad")); err != nil {
 			t.Fatalf("%s: damaged record not set aside: %v", how, err)
 		}
+		// And status (which reads the spool anew) still names it.
+		q, err := a.Queue()
+		if err != nil {
+			t.Fatalf("%s: Queue = %v", how, err)
+		}
+		if q.SetAside != 1 || q.NewestBad != names[victim]+".bad" {
+			t.Fatalf("%s: Queue reports %d set aside, newest %q; want 1, %s.bad", how, q.SetAside, q.NewestBad, names[victim])
+		}
 		cancel()
 		if err := <-done; err != nil {
 			t.Fatalf("%s: Run = %v", how, err)

@@ -156,4 +156,3 @@ func (p *proxy) down() {
 	}
 	p.conns = nil
 }
-

@@ -54,6 +54,9 @@ var cmdQueue = &Command{
 		if q.Corrupt > 0 {
 			fmt.Fprintf(env.Stdout, "damaged records set aside: %d (%s)\n", q.Corrupt, q.LastDamage)
 		}
+		if q.SetAside > q.Corrupt {
+			fmt.Fprintf(env.Stdout, "damaged records kept as spool/*.bad: %d (newest %s)\n", q.SetAside, q.NewestBad)
+		}
 		return nil
 	},
 }

@@ -39,6 +39,8 @@ type queueReport struct {
 	Dropped    string     `json:"dropped,omitempty"`
 	Corrupt    int        `json:"corrupt,omitempty"`
 	LastDamage string     `json:"last_damage,omitempty"`
+	SetAside   int        `json:"set_aside,omitempty"` // damaged records kept as spool/*.bad
+	NewestBad  string     `json:"newest_bad,omitempty"`
 }
 
 type oauthReport struct {
@@ -87,7 +89,8 @@ var cmdStatus = &Command{
 		if err != nil {
 			return err
 		}
-		r.Queue = queueReport{Spooled: len(q.Spooled), Dropped: dropsText(q.Dropped), Corrupt: q.Corrupt, LastDamage: q.LastDamage}
+		r.Queue = queueReport{Spooled: len(q.Spooled), Dropped: dropsText(q.Dropped), Corrupt: q.Corrupt, LastDamage: q.LastDamage,
+			SetAside: q.SetAside, NewestBad: q.NewestBad}
 		if len(q.Spooled) > 0 {
 			r.Queue.Oldest = timePtr(q.Spooled[0].Time)
 		}
@@ -178,7 +181,11 @@ func printStatus(env *Env, r *statusReport) {
 		fmt.Fprintf(w, "dropped:    %s (not yet reported)\n", r.Queue.Dropped)
 	}
 	if r.Queue.Corrupt > 0 {
-		fmt.Fprintf(w, "damaged:    %d spool records set aside (%s)\n", r.Queue.Corrupt, r.Queue.LastDamage)
+		fmt.Fprintf(w, "damaged:    %d spool records set aside now (%s)\n", r.Queue.Corrupt, r.Queue.LastDamage)
+	}
+	if r.Queue.SetAside > r.Queue.Corrupt {
+		fmt.Fprintf(w, "damaged:    %d spool records set aside as %s/spool/*.bad (newest %s); their alarms could not be read: look at them, then delete them\n",
+			r.Queue.SetAside, r.DataDir, r.Queue.NewestBad)
 	}
 	fmt.Fprintf(w, "auth:       %s\n", r.Auth)
 	o := r.OAuth2

@@ -86,6 +86,18 @@ func TestDamagedRecords(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, records[victim]+badExt)); err != nil {
 			t.Fatalf("%s: not set aside: %v", how, err)
 		}
+		if st.SetAside != 1 || st.NewestBad != records[victim]+badExt {
+			t.Fatalf("%s: SetAside %d, NewestBad %q; want 1, %s", how, st.SetAside, st.NewestBad, records[victim]+badExt)
+		}
+		// Another reader sees what was set aside, though it found nothing.
+		again, err := Open(dir, Options{})
+		if err != nil {
+			t.Fatalf("%s: Open again = %v", how, err)
+		}
+		defer again.Close()
+		if st := again.Stats(); st.Corrupt != 0 || st.SetAside != 1 || st.NewestBad != records[victim]+badExt {
+			t.Fatalf("%s: reopened: %+v, want nothing found and one file set aside", how, st)
+		}
 	}
 	for victim, f := range records {
 		good := orig[f]

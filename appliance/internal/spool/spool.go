@@ -157,6 +157,11 @@ type Stats struct {
 	Corrupt int
 	// LastDamage names the last damaged file and says what was wrong.
 	LastDamage string
+	// SetAside counts the damaged files kept in the directory as *.bad,
+	// whoever found them, until someone removes them; NewestBad names the
+	// newest.
+	SetAside  int
+	NewestBad string
 	// Written and Syncs count the bytes this Spool wrote and the fsyncs
 	// (of files and of the directory) it asked for.
 	Written int64
@@ -643,11 +648,16 @@ func (s *Spool) scan() error {
 	}
 	slices.SortFunc(s.names, name.compare)
 	s.stats.Len = len(s.names)
+	slices.Sort(bad)
 	if len(bad) > keepBad {
-		slices.Sort(bad)
 		for _, f := range bad[:len(bad)-keepBad] {
 			os.Remove(s.file(f))
 		}
+		bad = bad[len(bad)-keepBad:]
+	}
+	s.stats.SetAside, s.stats.NewestBad = len(bad), ""
+	if len(bad) > 0 {
+		s.stats.NewestBad = bad[len(bad)-1]
 	}
 	s.drops = Drops{}
 	if drops {
@@ -698,6 +708,8 @@ func (s *Spool) damaged(file string, why error) {
 		report += "; cannot set aside: " + flash.Cause(err).Error()
 	} else {
 		report += "; set aside as " + file + badExt
+		s.stats.SetAside++
+		s.stats.NewestBad = file + badExt
 		s.step("set aside")
 	}
 	// A file that stays (the rename failed) is counted once.

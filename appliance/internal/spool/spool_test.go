@@ -484,9 +484,9 @@ func TestGroupCommit(t *testing.T) {
 		defer s.waitMu.Unlock()
 		return len(s.waiting)
 	}
-	// until waits, boundedly, for n Puts to be waiting.
+	// until waits, boundedly (a minute), for n Puts to be waiting.
 	until := func(n int) bool {
-		for range 2000 {
+		for range 12000 {
 			if waiting() == n {
 				return true
 			}
