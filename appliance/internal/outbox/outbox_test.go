@@ -190,7 +190,7 @@ func TestFailureKeepsAlarmsAndPersists(t *testing.T) {
 		if st2.Failures != st1.Failures+1 || !st2.Since.Equal(st1.Since) {
 			t.Errorf("after a failed flush: failures %d since %v, want %d since %v", st2.Failures, st2.Since, st1.Failures+1, st1.Since)
 		}
-		if w1, w2 := st1.NextTry.Sub(st1.Since), st2.NextTry.Sub(time.Now()); w2 <= w1 {
+		if w1, w2 := st1.NextTry.Sub(st1.Since), time.Until(st2.NextTry); w2 <= w1 {
 			t.Errorf("backoff did not grow: waited %v after the first failure, %v after the next", w1, w2)
 		}
 		down.Store(false)
