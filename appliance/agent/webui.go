@@ -82,6 +82,9 @@ type PageStatus struct {
 	Oldest     *time.Time `json:"oldest,omitempty"`
 	Dropped    string     `json:"dropped,omitempty"`
 	Corrupt    int        `json:"corrupt,omitempty"`
+	SetAside   int        `json:"set_aside,omitempty"` // damaged records kept as spool/*.bad
+	NewestBad  string     `json:"newest_bad,omitempty"`
+	Failures   int        `json:"failures,omitempty"` // delivery tries failed in a row
 	LastMail   *time.Time `json:"last_mail,omitempty"`
 	LastReply  string     `json:"last_reply,omitempty"`
 	Failing    string     `json:"failing,omitempty"`
@@ -165,15 +168,17 @@ func (a *Agent) PageStatus(ctx context.Context) PageStatus {
 		ls := v.(LiveStatus)
 		live = &ls
 	}
-	switch {
-	case live != nil:
+	if live != nil {
 		s.Running, s.Memory, s.Spooled = true, live.Memory, live.Spooled
 		s.Oldest, s.Dropped = timeOrNil(live.Oldest), dropsText(live.Dropped)
 		s.LastMail, s.LastReply = timeOrNil(live.LastDelivery), live.LastReply
 		s.Failing, s.Hint, s.NextTry = live.Failing, live.Hint, timeOrNil(live.NextTry)
-	default:
-		if _, err := os.Stat(a.SpoolDir()); err == nil {
-			if q, err := a.Queue(); err == nil {
+		s.Failures = live.Failures
+	}
+	if _, err := os.Stat(a.SpoolDir()); err == nil {
+		if q, err := a.Queue(); err == nil {
+			s.SetAside, s.NewestBad = q.SetAside, q.NewestBad
+			if live == nil {
 				s.Spooled, s.Dropped, s.Corrupt = len(q.Spooled), dropsText(q.Dropped), q.Corrupt
 				if len(q.Spooled) > 0 {
 					s.Oldest = timeOrNil(q.Spooled[0].Time)

@@ -227,13 +227,13 @@
       }
       rows.push(['last mail', s.last_mail ? when(s.last_mail) + ': ' + s.last_reply : 'none since the agent started']);
       if (s.failing) {
-        rows.push(['delivery', 'FAILING: ' + s.failing, 'bad']);
+        rows.push(['delivery', 'FAILING: ' + s.failing + (s.failures ? ' (' + s.failures + ' tries in a row)' : ''), 'bad']);
         if (s.hint) rows.push(['what to do', s.hint, 'warn']);
         if (s.next_try) rows.push(['next try', when(s.next_try)]);
       }
       rows.push(['queue', s.memory + ' in memory, ' + s.spooled + ' on flash' + (s.oldest ? ', oldest ' + when(s.oldest) : '')]);
       if (s.dropped) rows.push(['dropped', s.dropped + ' (not yet reported)', 'warn']);
-      if (s.corrupt) rows.push(['damaged', s.corrupt + ' spool records set aside', 'warn']);
+      if (s.set_aside) rows.push(['damaged', s.set_aside + ' spool records could not be read and are kept as spool/*.bad (newest ' + s.newest_bad + '): look at them, then delete them', 'warn']);
       if (s.secret_expires) rows.push(['client secret', 'expires ' + s.secret_expires + ' (' + s.secret_days_left + ' days)' + (s.secret_note ? ': ' + s.secret_note : ''), s.secret_note ? 'warn' : '']);
       dl(rows);
     });
