@@ -11,13 +11,16 @@
 #   util-linux                       setsid and friends
 #   bsdutils                         logger, to send syslog to the agent
 #   prometheus-alertmanager          a real Alertmanager posting webhooks
+#   chromium, fonts-dejavu-core      headless Chromium for the browser tests
+#                                    of the web page, and a font for their
+#                                    screenshots
 #
 # The rig runs its own Postfix and Dovecot; the system's instances are kept
 # from starting during the install and stopped (and, under systemd,
 # disabled) if this run installed them, so nothing listens on port 25.
 set -eu
 
-pkgs="postfix dovecot-core openssl ca-certificates qemu-user util-linux bsdutils prometheus-alertmanager"
+pkgs="postfix dovecot-core openssl ca-certificates qemu-user util-linux bsdutils prometheus-alertmanager chromium fonts-dejavu-core"
 
 log() {
 	echo "install-deps: $*" >&2
