@@ -242,13 +242,20 @@ func fillKey(t *testing.T, ctx context.Context, key, value string) {
 		do(t, ctx, "choose "+key, chromedp.SetValue(sel, value),
 			chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector(%s).dispatchEvent(new Event('change', {bubbles: true}))`, jsString(string(sel)))))
 	case "INPUT", "TEXTAREA":
-		do(t, ctx, "type "+key, chromedp.WaitVisible(sel), chromedp.Clear(sel), chromedp.SendKeys(sel, value))
+		do(t, ctx, "type "+key, chromedp.WaitVisible(sel), clearField(sel), chromedp.SendKeys(sel, value))
 	default:
 		t.Fatalf("the form has no field for %s", key)
 	}
 	if got := get(t, ctx, "read "+key, chromedp.Value(sel)); got != value {
 		t.Fatalf("field %s holds %q after filling in %q", key, got, value)
 	}
+}
+
+// clearField empties the field sel selects. chromedp.Clear empties its
+// value attribute only, not what was typed into it, and chromedp.SetValue
+// refuses an empty value.
+func clearField(sel chromedp.CSS) chromedp.Action[chromedp.Void] {
+	return chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector(%s).value = ''`, jsString(string(sel))))
 }
 
 // popupsSeen are the windows waitPopup returned.
