@@ -15,3 +15,12 @@ if [ "$arm" -gt "$budget" ]; then
 	echo "over budget" >&2
 	exit 1
 fi
+# What the admin page, auth.htm and the API add: the same build without
+# them (-tags nopage: alarms over HTTP stay, configuration on the console).
+# Counted in loaded bytes (scripts/elfsize), as file sizes move in steps
+# of the 64 KiB segment alignment.
+nopage=$dir/nopage/mailagent-linux-arm-v7
+if [ -f "$nopage" ]; then
+	set -- $(go run ./scripts/elfsize "$dir/mailagent-linux-arm-v7" "$nopage")
+	echo "linux/arm v7 loaded bytes: $1 with the web page, $2 without (-tags nopage): the page adds $(($1 - $2)) bytes ($(awk -v n="$(($1 - $2))" 'BEGIN{printf "%.0f", n/1024}') KiB)"
+fi

@@ -43,20 +43,9 @@ var cmdRun = &Command{
 			ln.Close()
 			return err
 		}
-		backend := agent.NewWebUI(a)
-		setupCode := ""
-		if backend.PasswordHash() == "" {
-			setupCode = webui.NewSetupCode()
-		}
 		user, password := a.AlarmCredentials()
-		page, err := webui.New(webui.Options{
-			Backend:    backend,
-			Alarm:      webui.AlarmHandler(webui.AlarmOptions{Sink: a.Accept, User: user, Password: password, Log: env.Log}),
-			SetupCode:  setupCode,
-			TrustProxy: c.HTTP.TrustProxy,
-			BaseURL:    c.HTTP.BaseURL,
-			Log:        env.Log,
-		})
+		alarms := webui.AlarmHandler(webui.AlarmOptions{Sink: a.Accept, User: user, Password: password, Log: env.Log})
+		page, login, err := adminPage(a, env, &c, alarms)
 		if err != nil {
 			ln.Close()
 			return err
@@ -93,11 +82,7 @@ var cmdRun = &Command{
 			case web.tls == nil:
 				fmt.Fprintln(env.Stdout, "  plain HTTP: the page listens on a loopback address only (set http.tls_cert and http.tls_key for TLS)")
 			}
-			if setupCode != "" {
-				fmt.Fprintf(env.Stdout, "  no admin password is set: open the page and enter the one-time setup code %s to choose one\n", setupCode)
-			} else {
-				fmt.Fprintln(env.Stdout, "  a password is set: log in with the admin password")
-			}
+			fmt.Fprintf(env.Stdout, "  %s\n", login)
 			fmt.Fprintf(env.Stdout, "alarms: mailagent --data %s alarm --severity major --code TEST \"text\"  (socket %s)\n", a.DataDir(), a.SocketPath())
 			if user == "" {
 				fmt.Fprintf(env.Stdout, "alarms over HTTP: POST %s/alarm and /alertmanager once http.alarm_user and http.alarm_password are set\n", base)
