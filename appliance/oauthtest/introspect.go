@@ -57,3 +57,16 @@ func (s *Server) introspection(q *req) reply {
 	}
 	return reply{body: resp}
 }
+
+// Owner is introspection in-process: the account a live access token of
+// this server stands for; ok is false for an unknown, revoked or expired
+// token. A submission server double can check tokens with it.
+func (s *Server) Owner(token string) (account string, ok bool) {
+	s.mu.Lock()
+	g, known := s.tokens[token]
+	s.mu.Unlock()
+	if !known || g.revoked || !time.Now().Before(g.expires) {
+		return "", false
+	}
+	return g.user, true
+}

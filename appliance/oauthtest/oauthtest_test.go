@@ -48,6 +48,12 @@ func TestIntrospect(t *testing.T) {
 		t.Fatalf("tokens are not unique opaque url-safe strings: %q %q", live, revoked)
 	}
 
+	for tok, want := range map[string]bool{live: true, long: true, revoked: false, expired: false, "unknown": false} {
+		if account, ok := s.Owner(tok); ok != want || (ok && account != "alarm@example.test") {
+			t.Errorf("Owner(%.12q…) = %q, %v; want live %v", tok, account, ok, want)
+		}
+	}
+
 	tests := []struct {
 		name   string
 		token  string

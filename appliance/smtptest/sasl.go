@@ -81,6 +81,9 @@ func (se *session) checkPassword(mech, user, pass string) ([]byte, bool, error) 
 // checkToken says why a token is refused for mailbox, or "" if it is valid.
 func (se *session) checkToken(mailbox, token string) string {
 	owner, ok := se.s.o.Tokens[token]
+	if !ok && se.s.o.TokenOwner != nil {
+		owner, ok = se.s.o.TokenOwner(token)
+	}
 	switch {
 	case !ok:
 		return "unknown token"

@@ -52,6 +52,10 @@ type Options struct {
 	// Tokens maps access tokens to the mailbox each is valid for (XOAUTH2
 	// user=, OAUTHBEARER a=).
 	Tokens map[string]string
+	// TokenOwner, if set, is asked for the mailbox of a token not in
+	// Tokens, as a server introspecting at the provider does (for example
+	// oauthtest's Server.Owner); ok false refuses it.
+	TokenOwner func(token string) (mailbox string, ok bool)
 	// ImplicitTLS serves TLS from the first byte (port 465 style).
 	ImplicitTLS bool
 	// NoSTARTTLS offers no TLS at all and refuses AUTH (a misconfigured port).
@@ -121,7 +125,7 @@ func New(tb testing.TB, o Options) *Server {
 		if len(o.Users) > 0 {
 			s.mechs = append(s.mechs, sasl.Plain, sasl.Login)
 		}
-		if len(o.Tokens) > 0 {
+		if len(o.Tokens) > 0 || o.TokenOwner != nil {
 			s.mechs = append(s.mechs, mechXOAuth2, sasl.OAuthBearer)
 		}
 	}
@@ -259,7 +263,9 @@ func (s *Server) addAuth(a AuthAttempt) {
 	s.auths = append(s.auths, a)
 }
 
-func (s *Server) authRequired() bool { return len(s.o.Users) > 0 || len(s.o.Tokens) > 0 }
+func (s *Server) authRequired() bool {
+	return len(s.o.Users) > 0 || len(s.o.Tokens) > 0 || s.o.TokenOwner != nil
+}
 
 type logger struct{ s *Server }
 

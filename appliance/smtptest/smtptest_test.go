@@ -371,3 +371,28 @@ func TestDefaultMechanisms(t *testing.T) {
 		t.Errorf("EHLO:\n%s", ehlo)
 	}
 }
+
+func TestTokenOwner(t *testing.T) {
+	// Tokens not in the map are asked of TokenOwner, as introspection.
+	owners := map[string]string{"introspected": mailbox, "elsewhere": "other@example.test"}
+	s := smtptest.New(t, smtptest.Options{TokenOwner: func(tok string) (string, bool) {
+		m, ok := owners[tok]
+		return m, ok
+	}})
+	c := dial(t, s)
+	c.startTLS()
+	ehlo := c.want("EHLO box.example.test", 250)
+	if !strings.Contains(ehlo, "AUTH XOAUTH2 OAUTHBEARER\n") {
+		t.Errorf("EHLO with only TokenOwner:\n%s", ehlo)
+	}
+	c.want("AUTH XOAUTH2", 334)
+	c.want(xoauth2(mailbox, "unknown"), 535)
+	c.want("AUTH XOAUTH2", 334)
+	c.want(xoauth2(mailbox, "elsewhere"), 535)
+	c.want("AUTH XOAUTH2", 334)
+	c.want(xoauth2(mailbox, "introspected"), 235)
+	a := s.Auths()
+	if len(a) != 3 || a[0].Reason != "unknown token" || a[1].Reason != "token is for other@example.test, not "+mailbox || !a[2].OK {
+		t.Errorf("auths %+v", a)
+	}
+}
