@@ -11,6 +11,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 20000x
 BOARD       ?= host
 DATA        ?= var
+DEMO_LISTEN ?= 127.0.0.1:8081
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -18,6 +19,11 @@ help: ## List the targets
 run: ## Run the agent on the host board with data in ./var
 	@mkdir -p $(DATA)
 	$(GO) run -tags nethttpomithttp2 -ldflags "-X main.version=$(VERSION) -X main.buildDate=$(shell git log -1 --format=%cs 2>/dev/null)" ./cmd/mailagent --board $(BOARD) --data $(DATA) run
+
+demo: ## The agent with a local mail server and test authorization server: the whole flow, no cloud account
+	@mkdir -p build $(DATA)
+	$(GO) test -c -tags demo,nethttpomithttp2 -o build/demo ./cmd/mailagent
+	@MAILAGENT_DEMO_DATA=$(CURDIR)/$(DATA)/demo MAILAGENT_DEMO_LISTEN=$(DEMO_LISTEN) build/demo -test.run '^TestDemo$$' -test.timeout 0
 
 test: deps ## The whole suite: unit tests, real Postfix + Dovecot, fuzzing, ARM builds under qemu (root)
 	$(GO) vet ./...
@@ -59,9 +65,13 @@ check: ## gofmt, go vet and staticcheck
 	$(GO) vet ./...
 	$(GO) vet -tags rig ./...
 	$(GO) vet -tags bench ./...
+	$(GO) vet -tags demo ./...
+	$(GO) vet -tags nopage ./...
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) run $(STATICCHECK) -tags rig ./...
 	$(GO) run $(STATICCHECK) -tags bench ./...
+	$(GO) run $(STATICCHECK) -tags demo ./...
+	$(GO) run $(STATICCHECK) -tags nopage ./...
 
 cross: ## Build stripped static binaries for every target into build/
 	@sh scripts/cross.sh build
@@ -72,4 +82,4 @@ deps: ## Install the Debian packages the tests need (as root; quick when present
 clean: ## Remove build output
 	rm -rf build
 
-.PHONY: help run test fuzz smoke bench check cross deps clean
+.PHONY: help run demo test fuzz smoke bench check cross deps clean
