@@ -225,7 +225,7 @@
         if (t.next_try) rows.push(['next token try', when(t.next_try)]);
         if (t.fix) rows.push(['what to do', t.fix, 'warn']);
       }
-      rows.push(['last mail', s.last_mail ? when(s.last_mail) + ': ' + s.last_reply : 'none since the agent started']);
+      rows.push(['last alarm mail', s.last_mail ? when(s.last_mail) + ': ' + s.last_reply : 'none since the agent started']);
       if (s.failing) {
         rows.push(['delivery', 'FAILING: ' + s.failing + (s.failures ? ' (' + s.failures + ' tries in a row)' : ''), 'bad']);
         if (s.hint) rows.push(['what to do', s.hint, 'warn']);
