@@ -153,7 +153,10 @@ func waitAuthorised(t *testing.T, ctx context.Context, account string) {
 // for the mail in the rig's Maildir.
 func sendTestMail(t *testing.T, ctx context.Context, rig *testrig.Rig, to string) {
 	t.Helper()
-	do(t, ctx, "Send test mail", chromedp.Click(chromedp.ID("btn-test")))
+	// An earlier test mail's answer must not pass for this one's.
+	do(t, ctx, "Send test mail",
+		chromedp.Evaluate[chromedp.Void](`(m => { m.className = 'msg'; m.textContent = ''; })(document.getElementById('test-msg'))`),
+		chromedp.Click(chromedp.ID("btn-test")))
 	waitJS(t, ctx, "test mail answered", `/\b(ok|bad)\b/.test(document.getElementById('test-msg').className)`, "")
 	msg := get(t, ctx, "test result", chromedp.Text(chromedp.ID("test-msg")))
 	steps := get(t, ctx, "test steps", chromedp.Evaluate[string](`document.getElementById('test-steps').innerText`))
