@@ -8,13 +8,13 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
 
 	"mailagent/appliance/agent"
 	"mailagent/appliance/config"
+	"mailagent/appliance/oauth"
 )
 
 // MaxAPIBody is the largest JSON body the API reads (a PEM key fits).
@@ -392,7 +392,7 @@ func (s *Server) apiPaste(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, &req) {
 		return
 	}
-	q, err := pastedParams(req.URL)
+	q, err := oauth.RedirectParams(req.URL)
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error(), Errors: map[string]string{"url": err.Error()},
 			Hint: "copy the whole address from the browser's address bar after signing in"})
@@ -424,36 +424,6 @@ func (s *Server) apiPaste(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, struct {
 		Account string `json:"account"`
 	}{res.Account})
-}
-
-// pastedParams reads the parameters of a pasted address: a whole URL
-// (query, or fragment when the query has none) or a bare query.
-func pastedParams(s string) (url.Values, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return nil, errors.New("the address is empty")
-	}
-	if strings.Contains(s, "://") {
-		u, err := url.Parse(s)
-		if err != nil {
-			return nil, errors.New("the address does not parse as a URL")
-		}
-		q, err := url.ParseQuery(u.RawQuery)
-		if err != nil {
-			return nil, errors.New("the address's query does not parse")
-		}
-		if q.Get("state") == "" && u.Fragment != "" {
-			if fq, err := url.ParseQuery(u.Fragment); err == nil {
-				q = fq
-			}
-		}
-		return q, nil
-	}
-	q, err := url.ParseQuery(strings.TrimLeft(s, "?#"))
-	if err != nil {
-		return nil, errors.New("the address does not parse")
-	}
-	return q, nil
 }
 
 // step is one step of a test mail.

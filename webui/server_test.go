@@ -18,6 +18,7 @@ import (
 	"mailagent/appliance/agent"
 	"mailagent/appliance/alarm"
 	"mailagent/appliance/config"
+	"mailagent/appliance/oauth"
 	"mailagent/board"
 )
 
@@ -87,7 +88,7 @@ func (f *fakeBackend) FinishAuthorize(ctx context.Context, state, redirected str
 		return "", &agent.AuthorizeError{Err: errors.New("no grant"), Hint: "start again"}
 	}
 	delete(f.pending, state)
-	q, _ := pastedParams(redirected)
+	q, _ := oauth.RedirectParams(redirected)
 	if code := q.Get("error"); code != "" {
 		return "", &agent.AuthorizeError{Code: code, Description: q.Get("error_description"), Hint: "authorise again and accept the permissions",
 			Err: errors.New("authorization: " + code)}

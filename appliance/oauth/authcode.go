@@ -124,7 +124,7 @@ func (c *Client) genericAuthURL(p Pending) (string, error) {
 // ErrNoRefreshToken, never a success.
 func (c *Client) Finish(ctx context.Context, p Pending, redirected string) (*oauth2.Token, error) {
 	const op = "authorization"
-	params, err := redirectParams(redirected)
+	params, err := RedirectParams(redirected)
 	if err != nil {
 		return nil, &ProviderError{Op: op, err: err,
 			Fix: "paste the whole address from the browser's address bar after signing in"}
@@ -171,10 +171,11 @@ func (c *Client) Finish(ctx context.Context, p Pending, redirected string) (*oau
 	return tok, nil
 }
 
-// redirectParams reads the parameters of a redirect address: a whole URL
-// (query, or fragment when the query has none), or a bare query string
-// with or without its leading "?".
-func redirectParams(s string) (url.Values, error) {
+// RedirectParams reads the parameters of a redirect address pasted back:
+// a whole URL (query, or fragment when the query has neither code nor
+// error), or a bare query string with or without its leading "?". Its
+// errors never quote the address, which carries the code.
+func RedirectParams(s string) (url.Values, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return nil, errors.New("the address is empty")

@@ -247,12 +247,12 @@ func FuzzRedirectParams(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		q, err := redirectParams(s)
+		q, err := RedirectParams(s)
 		if err == nil && q == nil {
-			t.Errorf("redirectParams(%q) = nil, nil", s)
+			t.Errorf("RedirectParams(%q) = nil, nil", s)
 		}
 		if err != nil && len(strings.TrimSpace(s)) > 3 && strings.Contains(err.Error(), s) {
-			t.Errorf("redirectParams(%q) error quotes the input: %v", s, err)
+			t.Errorf("RedirectParams(%q) error quotes the input: %v", s, err)
 		}
 	})
 }
