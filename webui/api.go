@@ -256,18 +256,26 @@ func (s *Server) apiSetConfig(w http.ResponseWriter, r *http.Request) {
 			names = append(names, name)
 		}
 		slices.Sort(names)
-		for _, name := range names {
-			val := req.Set[name]
+		// lookup finds a key the page may change, or notes why not.
+		lookup := func(name string) (config.Key, bool) {
 			k, err := config.LookupKey(name)
 			switch {
 			case err != nil:
 				errs[name] = err.Error()
-				continue
+				return k, false
 			case hiddenKeys[name]:
 				errs[name] = "change the admin password with the password form"
-				continue
+				return k, false
 			}
 			touched[name] = true
+			return k, true
+		}
+		for _, name := range names {
+			val := req.Set[name]
+			k, ok := lookup(name)
+			if !ok {
+				continue
+			}
 			switch {
 			case val == "" && k.Kind == config.SecretKind:
 				// an empty secret field keeps the stored secret
@@ -285,17 +293,9 @@ func (s *Server) apiSetConfig(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		for _, name := range req.Unset {
-			k, err := config.LookupKey(name)
-			switch {
-			case err != nil:
-				errs[name] = err.Error()
-				continue
-			case hiddenKeys[name]:
-				errs[name] = "change the admin password with the password form"
-				continue
+			if k, ok := lookup(name); ok {
+				k.Unset(c)
 			}
-			touched[name] = true
-			k.Unset(c)
 		}
 		parsed := len(errs) == 0
 		after := c.WithDefaults(board)
