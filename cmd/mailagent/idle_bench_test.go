@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -110,7 +109,7 @@ listen = "127.0.0.1:%d"
 	before, io0, cpu0 := dirSnapshot(t, data), procIO(t, pid), procCPU(t, pid)
 	time.Sleep(idleFor)
 	after, io1, cpu1 := dirSnapshot(t, data), procIO(t, pid), procCPU(t, pid)
-	rss := procRSS(t, pid)
+	rss := procStatus(t, pid, "VmRSS")
 	select {
 	case err := <-exited:
 		t.Fatalf("the agent exited while idle: %v\n%s", err, logText(agentOut))
@@ -247,36 +246,4 @@ func procIO(t *testing.T, pid int) map[string]int64 {
 		t.Fatalf("/proc/%d/io has no write_bytes:\n%s", pid, b)
 	}
 	return m
-}
-
-// procCPU is the CPU time a process has used, user and system, from
-// /proc/PID/stat (fields 14 and 15, in clock ticks of 1/100 s).
-func procCPU(t *testing.T, pid int) time.Duration {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The command name may hold spaces; the fields after it do not.
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * 10 * time.Millisecond
-}
-
-// procRSS is a process's resident set size in bytes (VmRSS).
-func procRSS(t *testing.T, pid int) int64 {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmRSS")
-	return 0
 }

@@ -127,7 +127,7 @@ func TestStorm(t *testing.T) {
 	}
 	wg.Wait()
 	took := time.Since(start)
-	cpu := cpuTime(t, agent.Process.Pid)
+	cpu := procCPU(t, agent.Process.Pid)
 	if n := failed.Load(); n != 0 {
 		var whys []string
 		failures.Range(func(k, _ any) bool { whys = append(whys, k.(string)); return len(whys) < 5 })
@@ -135,7 +135,7 @@ func TestStorm(t *testing.T) {
 	}
 	// Let the agent mail what it can within the cap.
 	time.Sleep(6 * time.Second)
-	peak := vmHWM(t, agent.Process.Pid)
+	peak := procStatus(t, agent.Process.Pid, "VmHWM")
 
 	mailed, dropped, mails := 0, 0, 0
 	group := regexp.MustCompile(`(?m)^(?:CRITICAL|MAJOR|MINOR|WARNING|INFO) STORM-\d from way-\d\n  (?:at |occurred (\d+) times)`)
@@ -198,34 +198,4 @@ func socketSend(path string, a alarm.Alarm) (string, error) {
 	}
 	line, err := bufio.NewReader(c).ReadString('\n')
 	return strings.TrimSpace(line), err
-}
-
-// cpuTime is the CPU time a process has used (user and system), from
-// /proc/PID/stat in clock ticks of 1/100 s.
-func cpuTime(t *testing.T, pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The command name may hold spaces; the fields after it do not.
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * 10 * time.Millisecond
-}
-
-// vmHWM is a process's peak resident set size in bytes.
-func vmHWM(t *testing.T, pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
-			kb, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmHWM")
-	return 0
 }
