@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"os"
 	"reflect"
-	"strings"
 	"sync"
 	"time"
 
@@ -129,17 +128,6 @@ func timeOrNil(t time.Time) *time.Time {
 	return &u
 }
 
-// dropsText is "3 major, 1 minor".
-func dropsText(d [alarm.Critical + 1]int) string {
-	var parts []string
-	for s := alarm.Critical; s >= alarm.Cleared; s-- {
-		if d[s] > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", d[s], s))
-		}
-	}
-	return strings.Join(parts, ", ")
-}
-
 // PageStatus gathers the status for the web page. It only reads: a
 // missing spool directory is not created.
 func (a *Agent) PageStatus(ctx context.Context) PageStatus {
@@ -170,7 +158,7 @@ func (a *Agent) PageStatus(ctx context.Context) PageStatus {
 	}
 	if live != nil {
 		s.Running, s.Memory, s.Spooled = true, live.Memory, live.Spooled
-		s.Oldest, s.Dropped = timeOrNil(live.Oldest), dropsText(live.Dropped)
+		s.Oldest, s.Dropped = timeOrNil(live.Oldest), alarm.CountsText(live.Dropped)
 		s.LastMail, s.LastReply = timeOrNil(live.LastDelivery), live.LastReply
 		s.Failing, s.Hint, s.NextTry = live.Failing, live.Hint, timeOrNil(live.NextTry)
 		s.Failures = live.Failures
@@ -179,7 +167,7 @@ func (a *Agent) PageStatus(ctx context.Context) PageStatus {
 		if q, err := a.Queue(); err == nil {
 			s.SetAside, s.NewestBad = q.SetAside, q.NewestBad
 			if live == nil {
-				s.Spooled, s.Dropped, s.Corrupt = len(q.Spooled), dropsText(q.Dropped), q.Corrupt
+				s.Spooled, s.Dropped, s.Corrupt = len(q.Spooled), alarm.CountsText(q.Dropped), q.Corrupt
 				if len(q.Spooled) > 0 {
 					s.Oldest = timeOrNil(q.Spooled[0].Time)
 				}

@@ -40,6 +40,18 @@ func (s Severity) String() string {
 	return severityNames[s]
 }
 
+// CountsText lists counts per severity, highest first, leaving out zeros:
+// "3 major, 40 info".
+func CountsText(c [Critical + 1]int) string {
+	var parts []string
+	for s := Critical; s >= Cleared; s-- {
+		if c[s] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", c[s], s))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
 // ParseSeverity reads a severity name, in any case.
 func ParseSeverity(name string) (Severity, error) {
 	n := strings.ToLower(strings.TrimSpace(name))

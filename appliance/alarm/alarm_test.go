@@ -52,3 +52,14 @@ func TestParseDetail(t *testing.T) {
 		t.Error("ParseDetail(novalue) succeeded")
 	}
 }
+
+func TestCountsText(t *testing.T) {
+	var c [Critical + 1]int
+	if s := CountsText(c); s != "" {
+		t.Errorf("no counts = %q, want empty", s)
+	}
+	c[Info], c[Major], c[Cleared] = 40, 3, 1
+	if s, want := CountsText(c), "3 major, 40 info, 1 cleared"; s != want {
+		t.Errorf("CountsText = %q, want %q", s, want)
+	}
+}

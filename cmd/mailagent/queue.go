@@ -48,7 +48,7 @@ var cmdQueue = &Command{
 			}
 			fmt.Fprintln(env.Stdout)
 		}
-		if d := dropsText(q.Dropped); d != "" {
+		if d := alarm.CountsText(q.Dropped); d != "" {
 			fmt.Fprintf(env.Stdout, "dropped for room, not yet reported: %s\n", d)
 		}
 		if q.Corrupt > 0 {
@@ -59,15 +59,4 @@ var cmdQueue = &Command{
 		}
 		return nil
 	},
-}
-
-// dropsText lists drop counts, highest severity first.
-func dropsText(d [alarm.Critical + 1]int) string {
-	var parts []string
-	for s := alarm.Critical; s >= alarm.Cleared; s-- {
-		if d[s] > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", d[s], s))
-		}
-	}
-	return strings.Join(parts, ", ")
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"mailagent/appliance/alarm"
 )
 
 var statusFlags struct{ json bool }
@@ -89,7 +91,7 @@ var cmdStatus = &Command{
 		if err != nil {
 			return err
 		}
-		r.Queue = queueReport{Spooled: len(q.Spooled), Dropped: dropsText(q.Dropped), Corrupt: q.Corrupt, LastDamage: q.LastDamage,
+		r.Queue = queueReport{Spooled: len(q.Spooled), Dropped: alarm.CountsText(q.Dropped), Corrupt: q.Corrupt, LastDamage: q.LastDamage,
 			SetAside: q.SetAside, NewestBad: q.NewestBad}
 		if len(q.Spooled) > 0 {
 			r.Queue.Oldest = timePtr(q.Spooled[0].Time)
@@ -97,7 +99,8 @@ var cmdStatus = &Command{
 		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		live, _ := a.Live(lctx)
 		if ls := live; ls != nil {
-			r.Queue.Running, r.Queue.Memory = true, ls.Memory
+			// The running agent also counts what the memory queue dropped.
+			r.Queue.Running, r.Queue.Memory, r.Queue.Dropped = true, ls.Memory, alarm.CountsText(ls.Dropped)
 			r.Queue.LastMail, r.Queue.LastReply = timePtr(ls.LastDelivery), ls.LastReply
 			r.Queue.Failing, r.Queue.Hint, r.Queue.NextTry = ls.Failing, ls.Hint, timePtr(ls.NextTry)
 			r.Queue.Since, r.Queue.Failures = timePtr(ls.FailingSince), ls.Failures

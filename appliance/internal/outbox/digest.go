@@ -13,17 +13,6 @@ import (
 	"mailagent/appliance/internal/spool"
 )
 
-// dropsText lists drops, highest severity first: "3 major, 40 info".
-func dropsText(d spool.Drops) string {
-	var parts []string
-	for s := alarm.Critical; s >= alarm.Cleared; s-- {
-		if n := d[s]; n > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", n, s))
-		}
-	}
-	return strings.Join(parts, ", ")
-}
-
 // group is the alarms of one source and code in a digest.
 type group struct {
 	source, code string
@@ -125,7 +114,7 @@ const timeLayout = "2006-01-02 15:04:05 MST"
 func (d *Digest) Body() string {
 	var b strings.Builder
 	if n := d.Dropped.Total(); n > 0 {
-		fmt.Fprintf(&b, "%d alarms were dropped because the queue was full (%s).\n\n", n, dropsText(d.Dropped))
+		fmt.Fprintf(&b, "%d alarms were dropped because the queue was full (%s).\n\n", n, alarm.CountsText(d.Dropped))
 	}
 	groups := d.fold()
 	sort.SliceStable(groups, func(i, j int) bool { return groups[i].worst > groups[j].worst })
