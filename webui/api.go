@@ -240,80 +240,18 @@ func (s *Server) apiSetConfig(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	board := s.b.Board()
-	errs := map[string]string{}
+	var errs map[string]string
 	var remaining []agent.KeyProblem
 	err := s.b.UpdateConfig(func(c *config.Config) error {
-		before := c.WithDefaults(board)
-		had := map[string]bool{}
-		if p, ok := config.AsProblems(config.Validate(&before)); ok {
-			for _, e := range p {
-				had[e.Key+"\x00"+e.Err.Error()] = true
+		var rest config.Problems
+		errs, rest = config.Change{Set: req.Set, Unset: req.Unset, Refuse: func(name string) string {
+			if hiddenKeys[name] {
+				return "change the admin password with the password form"
 			}
-		}
-		touched := map[string]bool{}
-		names := make([]string, 0, len(req.Set))
-		for name := range req.Set {
-			names = append(names, name)
-		}
-		slices.Sort(names)
-		// lookup finds a key the page may change, or notes why not.
-		lookup := func(name string) (config.Key, bool) {
-			k, err := config.LookupKey(name)
-			switch {
-			case err != nil:
-				errs[name] = err.Error()
-				return k, false
-			case hiddenKeys[name]:
-				errs[name] = "change the admin password with the password form"
-				return k, false
-			}
-			touched[name] = true
-			return k, true
-		}
-		for _, name := range names {
-			val := req.Set[name]
-			k, ok := lookup(name)
-			if !ok {
-				continue
-			}
-			switch {
-			case val == "" && k.Kind == config.SecretKind:
-				// an empty secret field keeps the stored secret
-			case strings.TrimSpace(val) == "" && k.Kind != config.SecretKind:
-				k.Unset(c)
-			default:
-				if err := k.Set(c, val); err != nil {
-					var ke *config.KeyError
-					if errors.As(err, &ke) {
-						errs[name] = ke.Err.Error()
-					} else {
-						errs[name] = err.Error()
-					}
-				}
-			}
-		}
-		for _, name := range req.Unset {
-			if k, ok := lookup(name); ok {
-				k.Unset(c)
-			}
-		}
-		parsed := len(errs) == 0
-		after := c.WithDefaults(board)
-		if p, ok := config.AsProblems(config.Validate(&after)); ok {
-			for _, e := range p {
-				msg := e.Err.Error()
-				if touched[e.Key] || !had[e.Key+"\x00"+msg] {
-					if _, ok := errs[e.Key]; ok && !parsed {
-						continue // its value did not parse: that says enough
-					}
-					if prev, ok := errs[e.Key]; ok {
-						msg = prev + "; " + msg
-					}
-					errs[e.Key] = msg
-				} else {
-					remaining = append(remaining, agent.KeyProblem{Key: e.Key, Message: msg})
-				}
-			}
+			return ""
+		}}.Apply(c, board)
+		for _, e := range rest {
+			remaining = append(remaining, agent.KeyProblem{Key: e.Key, Message: e.Err.Error()})
 		}
 		if len(errs) > 0 {
 			return errBadConfig

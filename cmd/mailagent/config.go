@@ -116,52 +116,11 @@ func configShow(env *Env, f *config.File, args []string) error {
 	section := ""
 	if len(args) == 1 {
 		section = args[0]
-		found := false
-		for _, s := range config.Sections() {
-			found = found || s == section
-		}
-		if !found {
-			return usagef("config show: no section %q (sections: %s)", section, strings.Join(config.Sections(), ", "))
+		if err := config.CheckSection(section); err != nil {
+			return usagef("config show: %v", err)
 		}
 	}
-	c := f.Config.WithDefaults(env.Board)
-	cur := ""
-	for _, k := range config.Keys {
-		if section != "" && k.Section != section {
-			continue
-		}
-		if k.Section != cur {
-			if cur != "" {
-				fmt.Fprintln(env.Stdout)
-			}
-			fmt.Fprintf(env.Stdout, "[%s]\n", k.Section)
-			cur = k.Section
-		}
-		v := k.Get(&c)
-		note := ""
-		if !k.IsSet(&f.Config) && k.IsSet(&c) {
-			note = "  # default"
-		}
-		fmt.Fprintf(env.Stdout, "%s = %s%s\n", k.Field, showValue(k, v), note)
-	}
-	return nil
-}
-
-func showValue(k config.Key, v string) string {
-	switch k.Kind {
-	case config.Int, config.Bool:
-		return v
-	case config.List:
-		if v == "" {
-			return "[]"
-		}
-		parts := strings.Split(v, ", ")
-		for i, p := range parts {
-			parts[i] = fmt.Sprintf("%q", p)
-		}
-		return "[" + strings.Join(parts, ", ") + "]"
-	}
-	return fmt.Sprintf("%q", v)
+	return config.Show(env.Stdout, &f.Config, env.Board, section, nil)
 }
 
 func configChange(env *Env, f *config.File, sub string, args []string) error {
