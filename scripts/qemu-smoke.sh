@@ -1,7 +1,7 @@
 #!/bin/sh
 # qemu-smoke.sh DIR — run the ARM builds in DIR under qemu-user: version,
-# config set/get/check on a scratch data directory, and an alarm queued on
-# flash when no agent runs.
+# config set/get/check on a scratch data directory, a change committed on
+# the console, and an alarm queued on flash when no agent runs.
 set -eu
 dir=${1:-build}
 for pair in arm-v7:qemu-arm arm-v5:qemu-arm arm64:qemu-aarch64 mipsle:qemu-mipsel; do
@@ -17,6 +17,8 @@ for pair in arm-v7:qemu-arm arm-v5:qemu-arm arm64:qemu-aarch64 mipsle:qemu-mipse
 	"$emu" "$bin" --data "$data" config set smtp.host smtp.example.test
 	test "$("$emu" "$bin" --data "$data" config get smtp.port)" = 587
 	"$emu" "$bin" --data "$data" config check >/dev/null
+	printf 'set smtp.port 2525\ncommit\n' | "$emu" "$bin" --data "$data" console | grep -q 'ok: 1 change saved'
+	test "$("$emu" "$bin" --data "$data" config get smtp.port)" = 2525
 	"$emu" "$bin" --data "$data" alarm --severity major --code SMOKE text | grep -q 'queued on flash'
 	test "$(ls "$data"/spool/*.alarm | wc -l)" = 1
 	echo "qemu-smoke: $name ok"

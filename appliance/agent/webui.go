@@ -155,6 +155,11 @@ func (a *Agent) PageStatus(ctx context.Context) PageStatus {
 	if v, err := a.control(ctx, "status"); err == nil {
 		ls := v.(LiveStatus)
 		live = &ls
+	} else if errors.Is(err, ErrNotRunning) {
+		// Not the running agent (the console on a terminal): ask it.
+		lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		live, _ = a.Live(lctx)
+		cancel()
 	}
 	if live != nil {
 		s.Running, s.Memory, s.Spooled = true, live.Memory, live.Spooled

@@ -44,7 +44,7 @@ type Command struct {
 var commands []*Command
 
 func init() {
-	commands = []*Command{cmdRun, cmdAlarm, cmdTest, cmdAuthorize, cmdStatus, cmdQueue, cmdConfig, cmdVersion}
+	commands = []*Command{cmdRun, cmdAlarm, cmdTest, cmdAuthorize, cmdStatus, cmdQueue, cmdConfig, cmdConsole, cmdVersion}
 }
 
 // Env is what every command gets: the streams, the board and data directory
@@ -132,6 +132,11 @@ func dispatch(ctx context.Context, env *Env, args []string) error {
 		help(env.Stdout)
 		return nil
 	}
+	return runCommand(ctx, env, rest)
+}
+
+// runCommand runs the command rest[0] with its arguments rest[1:].
+func runCommand(ctx context.Context, env *Env, rest []string) error {
 	for _, c := range commands {
 		if c.Name != rest[0] {
 			continue

@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -12,11 +14,13 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"mailagent/appliance/agent"
 	"mailagent/appliance/config"
+	"mailagent/console"
 	"mailagent/webui"
 )
 
@@ -27,6 +31,9 @@ var cmdRun = &Command{
 		if len(args) != 0 {
 			return usagef("run takes no arguments")
 		}
+		// The console's log command shows the agent's last log lines.
+		ring := console.NewRing(200)
+		env.Log = slog.New(slog.NewTextHandler(io.MultiWriter(env.Stderr, ring), &slog.HandlerOptions{Level: env.LogLevel}))
 		a, err := env.Agent()
 		if err != nil {
 			return err
@@ -45,7 +52,8 @@ var cmdRun = &Command{
 		}
 		user, password := a.AlarmCredentials()
 		alarms := webui.AlarmHandler(webui.AlarmOptions{Sink: a.Accept, User: user, Password: password, Log: env.Log})
-		page, login, err := adminPage(a, env, &c, alarms)
+		backend := agent.NewWebUI(a) // one for the page and the console: it orders their changes
+		page, login, err := adminPage(backend, env, &c, alarms)
 		if err != nil {
 			ln.Close()
 			return err
@@ -72,6 +80,13 @@ var cmdRun = &Command{
 				env.Log.Error("http server", "err", err)
 			}
 		}()
+		if c.Console.Port != "" {
+			var consoleDone sync.WaitGroup
+			defer consoleDone.Wait()
+			consoleDone.Go(func() {
+				console.Serve(ctx, c.Console.Port, c.Console.Baud, consoleOptions(env, backend, ring), env.Log)
+			})
+		}
 		base := pageBase(scheme, ln.Addr(), c.HTTP.BaseURL)
 		return a.Run(ctx, func() {
 			fmt.Fprintf(env.Stdout, "mailagent %s running on board %s, data in %s\n", version, a.Board().Name, a.DataDir())
@@ -83,6 +98,9 @@ var cmdRun = &Command{
 				fmt.Fprintln(env.Stdout, "  plain HTTP: the page listens on a loopback address only (set http.tls_cert and http.tls_key for TLS)")
 			}
 			fmt.Fprintf(env.Stdout, "  %s\n", login)
+			if c.Console.Port != "" {
+				fmt.Fprintf(env.Stdout, "console: serial port %s, %d 8N1\n", c.Console.Port, c.Console.Baud)
+			}
 			fmt.Fprintf(env.Stdout, "alarms: mailagent --data %s alarm --severity major --code TEST \"text\"  (socket %s)\n", a.DataDir(), a.SocketPath())
 			if user == "" {
 				fmt.Fprintf(env.Stdout, "alarms over HTTP: POST %s/alarm and /alertmanager once http.alarm_user and http.alarm_password are set\n", base)
