@@ -3,39 +3,17 @@ package console
 import (
 	"bytes"
 	"context"
-	"io"
 	"log/slog"
-	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"mailagent/console/ptytest"
 )
 
-// openPTY opens a pseudo-terminal: the master, which the test drives as a
-// technician's terminal program would, and the slave's path, which
-// go.bug.st/serial opens as the box's serial port.
-func openPTY(t *testing.T) (*os.File, string) {
-	t.Helper()
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminals here: %v", err)
-	}
-	t.Cleanup(func() { m.Close() })
-	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		t.Fatalf("unlockpt: %v", err)
-	}
-	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		t.Fatalf("ptsname: %v", err)
-	}
-	return m, "/dev/pts/" + strconv.Itoa(n)
-}
-
 func TestServeOnASerialPort(t *testing.T) {
-	master, port := openPTY(t)
+	term := ptytest.Open(t)
+	port := term.Port
 	f := newFixture(t)
 	var logs syncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
@@ -44,25 +22,18 @@ func TestServeOnASerialPort(t *testing.T) {
 		Serve(ctx, port, 115200, f.o, slog.New(slog.NewTextHandler(&logs, nil)))
 		close(served)
 	}()
-	var screen syncBuffer
-	go io.Copy(&screen, master)
-	typeIn := func(s string) {
-		if _, err := master.WriteString(s); err != nil {
-			t.Fatal(err)
-		}
-	}
+	const wait = 10 * time.Second
+	term.WaitFor("mailagent> ", 1, wait)
+	term.Type("set mail.from alarm@example.test\r")
+	term.WaitFor("mailagent> ", 2, wait)
+	term.Type("commit\r")
+	term.WaitFor("mailagent> ", 3, wait)
+	term.Type("exit\r")
+	term.WaitFor("press Enter for a new one", 1, wait)
+	term.Type("\r")
+	term.WaitFor("type help for the commands", 2, wait)
 
-	waitFor(t, &screen, "mailagent> ", 1)
-	typeIn("set mail.from alarm@example.test\r")
-	waitFor(t, &screen, "mailagent> ", 2)
-	typeIn("commit\r")
-	waitFor(t, &screen, "mailagent> ", 3)
-	typeIn("exit\r")
-	waitFor(t, &screen, "press Enter for a new one", 1)
-	typeIn("\r")
-	waitFor(t, &screen, "type help for the commands", 2)
-
-	out := screen.String()
+	out := term.Screen()
 	wantIn(t, out, "console on board host (serial port "+port+")\r\n",
 		"mailagent> set mail.from alarm@example.test\r\nok: mail.from = alarm@example.test; commit saves it\r\n",
 		"ok: 1 change saved")

@@ -15,6 +15,7 @@ var badDeps = map[string]string{
 	"mailagent/appliance/smtptest":         "a test double",
 	"mailagent/appliance/oauthtest":        "a test double",
 	"mailagent/appliance/testrig":          "the test rig",
+	"mailagent/console/ptytest":            "a test helper",
 	"cloud.google.com/go/compute/metadata": "x/oauth2/google pulls in the GCE metadata client; use x/oauth2/jwt",
 	"golang.org/x/oauth2/google":           "pulls in the GCE metadata client; use x/oauth2/jwt and endpoints",
 }

@@ -13,20 +13,24 @@ import (
 	"time"
 
 	"mailagent/appliance/testrig"
+	"mailagent/console/ptytest"
 )
 
 // TestOutageAndRejection: the mail server is unreachable for a while (a
 // TCP proxy in front of the rig's Postfix stops listening) and comes back;
 // then Postfix rejects the recipient with 550. Alarms are kept through
-// both, the backoff and the server's reply show in status, and everything
-// arrives once the cause is gone.
+// both, the backoff and the server's reply show in status and in the
+// banner of the serial console (a pseudo-terminal opened by the agent with
+// go.bug.st/serial), and everything arrives once the cause is gone.
 func TestOutageAndRejection(t *testing.T) {
 	rig := testrig.Start(t)
 	px := &proxy{addr: fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp")), target: rig.Addr(rig.SubmissionPort)}
 	t.Cleanup(px.down)
 	_, port, _ := net.SplitHostPort(px.addr)
 	data := t.TempDir()
+	term := ptytest.Open(t)
 	for k, v := range map[string]string{
+		"console.port": term.Port,
 		"device.name": "gw-outage", "mail.from": rig.User, "mail.to": "ops-outage@example.test",
 		"smtp.host": "127.0.0.1", "smtp.port": port, "smtp.ca_file": rig.CAFile,
 		"smtp.user": rig.User, "smtp.password": rig.Password,
@@ -35,6 +39,8 @@ func TestOutageAndRejection(t *testing.T) {
 		mustRun(t, nil, "--data", data, "config", "set", k, v)
 	}
 	startAgent(t, data)
+	const wait = time.Minute
+	term.WaitFor("mailagent> ", 1, wait)
 
 	// Down: the alarms stay, and status says why and when the next try is.
 	codes := []string{"OUT-CRIT", "OUT-MAJ", "OUT-WARN"}
@@ -59,6 +65,10 @@ func TestOutageAndRejection(t *testing.T) {
 			t.Errorf("status does not say %q:\n%s", want, text)
 		}
 	}
+	// The console's banner says it at the next prompt.
+	term.Type("\r")
+	term.WaitFor("!! MAIL CANNOT BE DELIVERED: ", 1, wait)
+	term.WaitFor("connection refused", 1, wait)
 	t.Logf("down: %d tries, waits %v then %v; status:\n%s", second.Failures, firstWait.Round(time.Second), time.Until(*second.NextTry).Round(time.Second), text)
 
 	// Back: a flush (or the next try) delivers every alarm.
@@ -71,6 +81,11 @@ func TestOutageAndRejection(t *testing.T) {
 	if !strings.HasPrefix(ok.LastReply, "250") || ok.Spooled != 0 {
 		t.Errorf("after the outage: %+v, want a 250 reply and nothing queued", ok)
 	}
+	term.Type("log 50\r")
+	term.WaitFor("ok: nothing stands in the way of mail any more", 1, wait)
+	term.WaitFor("level=ERROR msg=\"alarm mail cannot be delivered: ", 1, wait)
+	term.WaitFor("level=INFO msg=\"alarm mail is delivered again\"", 1, wait)
+	t.Logf("the serial console:\n%s", strings.ReplaceAll(term.Screen(), "\r\n", "\n"))
 
 	// Rejected: a 5xx keeps the alarm and shows the reply until fixed.
 	mustRun(t, nil, "--data", data, "config", "set", "mail.to", "refused@example.test")

@@ -80,13 +80,8 @@ var cmdRun = &Command{
 				env.Log.Error("http server", "err", err)
 			}
 		}()
-		if c.Console.Port != "" {
-			var consoleDone sync.WaitGroup
-			defer consoleDone.Wait()
-			consoleDone.Go(func() {
-				console.Serve(ctx, c.Console.Port, c.Console.Baud, consoleOptions(env, backend, ring), env.Log)
-			})
-		}
+		var consoleDone sync.WaitGroup
+		defer consoleDone.Wait()
 		base := pageBase(scheme, ln.Addr(), c.HTTP.BaseURL)
 		return a.Run(ctx, func() {
 			fmt.Fprintf(env.Stdout, "mailagent %s running on board %s, data in %s\n", version, a.Board().Name, a.DataDir())
@@ -100,6 +95,10 @@ var cmdRun = &Command{
 			fmt.Fprintf(env.Stdout, "  %s\n", login)
 			if c.Console.Port != "" {
 				fmt.Fprintf(env.Stdout, "console: serial port %s, %d 8N1\n", c.Console.Port, c.Console.Baud)
+				// once the agent runs, so that the first banner is about the mail
+				consoleDone.Go(func() {
+					console.Serve(ctx, c.Console.Port, c.Console.Baud, consoleOptions(env, backend, ring), env.Log)
+				})
 			}
 			fmt.Fprintf(env.Stdout, "alarms: mailagent --data %s alarm --severity major --code TEST \"text\"  (socket %s)\n", a.DataDir(), a.SocketPath())
 			if user == "" {
