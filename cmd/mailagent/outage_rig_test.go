@@ -30,8 +30,7 @@ func TestOutageAndRejection(t *testing.T) {
 	data := t.TempDir()
 	term := ptytest.Open(t)
 	for k, v := range map[string]string{
-		"console.port": term.Port,
-		"device.name": "gw-outage", "mail.from": rig.User, "mail.to": "ops-outage@example.test",
+		"console.port": term.Port, "device.name": "gw-outage", "mail.from": rig.User, "mail.to": "ops-outage@example.test",
 		"smtp.host": "127.0.0.1", "smtp.port": port, "smtp.ca_file": rig.CAFile,
 		"smtp.user": rig.User, "smtp.password": rig.Password,
 		"alarms.digest_window": "0s", "http.listen": "127.0.0.1:0",
