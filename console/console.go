@@ -287,7 +287,7 @@ func Banner(st agent.PageStatus) string {
 	if len(st.Problems) > 0 {
 		keys := make([]string, 0, len(st.Problems))
 		for _, p := range st.Problems {
-			if !slices.Contains(keys, p.Key) {
+			if p.Key != "" && !slices.Contains(keys, p.Key) { // the keyless one says there is no file yet
 				keys = append(keys, p.Key)
 			}
 		}

@@ -251,7 +251,7 @@ func TestBanner(t *testing.T) {
 	f := newFixture(t)
 	next := time.Date(2026, 11, 24, 12, 0, 0, 0, time.Local)
 	failing := &agent.PageStatus{Running: true, Failing: "connecting to smtp.example.test:587: connection refused", Hint: "check smtp.host and smtp.port",
-		Spooled: 3, NextTry: &next, Problems: []agent.KeyProblem{{Key: "mail.to", Message: "not set"}}}
+		Spooled: 3, NextTry: &next, Problems: []agent.KeyProblem{{Message: "no configuration yet"}, {Key: "mail.to", Message: "not set"}}}
 	f.b.setStatus(failing)
 	// The banner shows at the start, not again while it stays the same,
 	// and the console says when it is over.
@@ -271,7 +271,7 @@ func TestBanner(t *testing.T) {
 	got := out.String()
 	wantIn(t, got, "!! MAIL CANNOT BE DELIVERED: connecting to smtp.example.test:587: connection refused\n",
 		"!!   check smtp.host and smtp.port\n", "!!   3 alarms wait; next try 2026-11-24 12:00:00\n",
-		"!! mail cannot be sent yet: mail.to", "ok: nothing stands in the way of mail any more")
+		"!! mail cannot be sent yet: mail.to (set, then commit)\n", "ok: nothing stands in the way of mail any more")
 	if n := strings.Count(got, "MAIL CANNOT BE DELIVERED"); n != 1 {
 		t.Errorf("the banner showed %d times:\n%s", n, got)
 	}
