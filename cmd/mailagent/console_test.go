@@ -32,7 +32,9 @@ func TestConsoleOnATerminal(t *testing.T) {
 	}
 	data := t.TempDir()
 	done := make(chan int)
-	go func() { done <- run(context.Background(), []string{"--board", "host", "--data", data, "console"}, tty, tty, tty) }()
+	go func() {
+		done <- run(context.Background(), []string{"--board", "host", "--data", data, "console"}, tty, tty, tty)
+	}()
 
 	const canary = "Canary-Password-51c"
 	const wait = 10 * time.Second
