@@ -81,6 +81,21 @@ type session struct {
 	pending   map[string]change
 	banner    string
 	exitAsked bool
+
+	// Only the input goroutine reads t: the session asks it for a line
+	// (hidden or not) on reqs and gets it on lines, so that Ctrl-C stops
+	// a command that runs long (a device sign-in, a test mail).
+	reqs        chan bool
+	lines       chan input
+	outstanding bool     // a line is asked for and not yet taken
+	typeahead   []string // lines typed while a command ran, not given to it
+	ended       error    // the input ended (io.EOF) or failed while a command ran
+}
+
+// input is one line the input goroutine read, or why there is none.
+type input struct {
+	line string
+	err  error
 }
 
 // change is one pending change: a value to set, or unset.
@@ -93,8 +108,18 @@ type change struct {
 // Run runs one session on t until "exit", the end of the input or ctx
 // ends. It returns nil for the first two.
 func Run(ctx context.Context, t *Term, o Options) error {
-	s := &session{o: o, t: t, pending: map[string]change{}}
+	s := &session{o: o, t: t, pending: map[string]change{}, reqs: make(chan bool), lines: make(chan input, 1)}
 	t.Mask = typingSecret
+	go func() {
+		for hidden := range s.reqs {
+			line, err := t.ReadLine(hidden)
+			s.lines <- input{line, err}
+			if err != nil && !errors.Is(err, ErrInterrupt) {
+				return
+			}
+		}
+	}()
+	defer close(s.reqs)
 	fmt.Fprintf(t, "mailagent %s console on board %s (%s)\n", o.Version, o.Backend.Board().Name, o.Where)
 	if err := s.login(ctx); err != nil {
 		return err
@@ -103,7 +128,7 @@ func Run(ctx context.Context, t *Term, o Options) error {
 	for ctx.Err() == nil {
 		s.showBanner(ctx)
 		fmt.Fprint(t, "mailagent> ")
-		line, err := t.ReadLine(false)
+		line, err := s.read(ctx, false)
 		switch {
 		case errors.Is(err, ErrInterrupt):
 			continue
@@ -135,7 +160,7 @@ func (s *session) login(ctx context.Context) error {
 		return nil
 	}
 	for try := 0; try < 3 && ctx.Err() == nil; try++ {
-		pw, err := s.ask("admin password: ")
+		pw, err := s.ask(ctx, "admin password: ")
 		if err != nil && !errors.Is(err, ErrInterrupt) {
 			return err
 		}
@@ -197,14 +222,14 @@ func (s *session) do(ctx context.Context, line string) (done bool) {
 	case "unset":
 		err = s.unset(args)
 	case "secret":
-		err = s.secret(args)
+		err = s.secret(ctx, args)
 	case "commit":
 		err = s.commit()
 	case "revert":
 		fmt.Fprintf(s.t, "ok: %s dropped\n", plural(len(s.pending), "change"))
 		clear(s.pending)
 	case "status", "test", "queue":
-		err = s.o.Command(ctx, fields, s.lineReader(), s.t)
+		err = s.shared(ctx, fields...)
 	case "authorize":
 		err = s.authorize(ctx, args)
 	case "alarm":
@@ -212,9 +237,9 @@ func (s *session) do(ctx context.Context, line string) (done bool) {
 	case "log":
 		err = s.log(args)
 	case "passwd":
-		err = s.passwd()
+		err = s.passwd(ctx)
 	case "import":
-		err = s.importFile(args)
+		err = s.importFile(ctx, args)
 	case "export":
 		err = s.export()
 	default:
@@ -299,30 +324,134 @@ func Banner(st agent.PageStatus) string {
 	return b.String()
 }
 
+// read returns the next line: one typed ahead while a command ran, or one
+// it asks the input goroutine for. A line asked for while a command ran
+// and not yet typed is taken as it is.
+func (s *session) read(ctx context.Context, hidden bool) (string, error) {
+	if len(s.typeahead) > 0 {
+		line := s.typeahead[0]
+		s.typeahead = s.typeahead[1:]
+		return line, nil
+	}
+	if s.ended != nil {
+		return "", s.ended
+	}
+	if !s.outstanding {
+		s.reqs <- hidden
+		s.outstanding = true
+	}
+	select {
+	case in := <-s.lines:
+		s.outstanding = false
+		return in.line, in.err
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
 // ask prints prompt and reads a line without echo.
-func (s *session) ask(prompt string) (string, error) {
+func (s *session) ask(ctx context.Context, prompt string) (string, error) {
 	fmt.Fprint(s.t, prompt)
-	line, err := s.t.ReadLine(true)
+	line, err := s.read(ctx, true)
 	if !s.t.raw {
 		fmt.Fprintln(s.t) // a raw line has had its line end echoed
 	}
 	return line, err
 }
 
-// lineReader gives a shared command the console's next line when it reads.
-func (s *session) lineReader() io.Reader {
-	return readerFunc(func(p []byte) (int, error) {
-		line, err := s.t.ReadLine(false)
-		if err != nil {
-			return 0, err
+// errInterrupted is what a command stopped with Ctrl-C answers.
+var errInterrupted = errors.New("interrupted: the command was stopped")
+
+// shared runs a command shared with the command line. While it runs the
+// input is still read: Ctrl-C stops it, and the lines typed are kept in
+// order, given to it when it reads (a pasted address) and otherwise run
+// as the next commands. The end of the input is the end of its input and,
+// once it is done, of the session.
+func (s *session) shared(ctx context.Context, args ...string) error {
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	in := &chanReader{ctx: cctx, want: make(chan struct{}), lines: make(chan string)}
+	done := make(chan error, 1)
+	go func() { done <- s.o.Command(cctx, args, in, s.t) }()
+	interrupted, wanting, closed := false, false, false
+	for {
+		if wanting && len(s.typeahead) > 0 {
+			select {
+			case in.lines <- s.typeahead[0]:
+				s.typeahead = s.typeahead[1:]
+			case <-cctx.Done(): // stopped before it took the line: the line stays
+			}
+			wanting = false
+			continue
 		}
-		return copy(p, line+"\n"), nil
-	})
+		if wanting && s.ended != nil {
+			if !closed {
+				close(in.lines) // the end of its input
+				closed = true
+			}
+			wanting = false
+		}
+		if !s.outstanding && s.ended == nil {
+			s.reqs <- false
+			s.outstanding = true
+		}
+		var lines chan input // nil, never ready, once the input ended
+		if s.ended == nil {
+			lines = s.lines
+		}
+		select {
+		case err := <-done:
+			if interrupted && errors.Is(err, context.Canceled) {
+				return errInterrupted
+			}
+			return err
+		case <-in.want:
+			wanting = true
+		case ev := <-lines:
+			s.outstanding = false
+			switch {
+			case errors.Is(ev.err, ErrInterrupt):
+				interrupted = true
+				cancel()
+			case ev.err != nil:
+				s.ended = ev.err
+			default:
+				s.typeahead = append(s.typeahead, ev.line)
+			}
+		}
+	}
 }
 
-type readerFunc func(p []byte) (int, error)
+// chanReader is a shared command's input: it asks the session for a line
+// on want and gets it on lines (closed at the end of the input).
+type chanReader struct {
+	ctx   context.Context
+	want  chan struct{}
+	lines chan string
+	rest  []byte
+}
 
-func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+func (r *chanReader) Read(p []byte) (int, error) {
+	if len(r.rest) == 0 {
+		select {
+		case r.want <- struct{}{}:
+		case <-r.ctx.Done():
+			return 0, r.ctx.Err()
+		}
+		select {
+		case line, ok := <-r.lines:
+			if !ok {
+				return 0, io.EOF
+			}
+			r.rest = []byte(line + "\n")
+		case <-r.ctx.Done():
+			return 0, r.ctx.Err()
+		}
+	}
+	n := copy(p, r.rest)
+	r.rest = r.rest[n:]
+	return n, nil
+}
 
 func (s *session) authorize(ctx context.Context, args []string) error {
 	cmd := []string{"authorize"}
@@ -333,7 +462,7 @@ func (s *session) authorize(ctx context.Context, args []string) error {
 	default:
 		return errors.New("authorize takes nothing, paste or device")
 	}
-	return s.o.Command(ctx, cmd, s.lineReader(), s.t)
+	return s.shared(ctx, cmd...)
 }
 
 // alarm raises "alarm SEVERITY CODE TEXT…" or clears "alarm clear CODE".
@@ -345,10 +474,10 @@ func (s *session) alarm(ctx context.Context, line string, args []string) error {
 		if len(args) != 2 {
 			return errors.New("alarm clear takes the code only")
 		}
-		return s.o.Command(ctx, []string{"alarm", "--clear", "--code", args[1], "--source", "console"}, s.lineReader(), s.t)
+		return s.shared(ctx, "alarm", "--clear", "--code", args[1], "--source", "console")
 	}
 	text := rest(line, 3)
-	return s.o.Command(ctx, []string{"alarm", "--severity", args[0], "--code", args[1], "--source", "console", "--", text}, s.lineReader(), s.t)
+	return s.shared(ctx, "alarm", "--severity", args[0], "--code", args[1], "--source", "console", "--", text)
 }
 
 // rest is line after its first n words, spaces inside it kept.
@@ -438,7 +567,7 @@ func (s *session) unset(args []string) error {
 	return nil
 }
 
-func (s *session) secret(args []string) error {
+func (s *session) secret(ctx context.Context, args []string) error {
 	if len(args) != 1 {
 		return errors.New("say secret KEY, e.g. secret smtp.password")
 	}
@@ -449,7 +578,7 @@ func (s *session) secret(args []string) error {
 	if k.Kind != config.SecretKind {
 		return fmt.Errorf("%s is not a secret: use set %s VALUE", k.Name, k.Name)
 	}
-	val, err := s.ask(k.Name + " (not shown; an empty line keeps it as it is): ")
+	val, err := s.ask(ctx, k.Name+" (not shown; an empty line keeps it as it is): ")
 	if err != nil {
 		return err
 	}
@@ -564,8 +693,8 @@ func (s *session) log(args []string) error {
 	return nil
 }
 
-func (s *session) passwd() error {
-	pw, err := s.ask("new admin password (not shown): ")
+func (s *session) passwd(ctx context.Context) error {
+	pw, err := s.ask(ctx, "new admin password (not shown): ")
 	if err != nil {
 		return err
 	}
@@ -573,7 +702,7 @@ func (s *session) passwd() error {
 	if err != nil {
 		return err
 	}
-	again, err := s.ask("the same again: ")
+	again, err := s.ask(ctx, "the same again: ")
 	if err != nil {
 		return err
 	}
@@ -590,7 +719,7 @@ func (s *session) passwd() error {
 // maxImport is the largest file import takes.
 const maxImport = 64 << 10
 
-func (s *session) importFile(args []string) error {
+func (s *session) importFile(ctx context.Context, args []string) error {
 	if len(args) != 1 || args[0] != "google-client" && args[0] != "google-service-account" {
 		return errors.New("say import google-client (the OAuth client's JSON) or import google-service-account (the key's JSON)")
 	}
@@ -598,7 +727,7 @@ func (s *session) importFile(args []string) error {
 	var b strings.Builder
 	lines := 0
 	for {
-		line, err := s.t.ReadLine(true)
+		line, err := s.read(ctx, true)
 		if err != nil {
 			return fmt.Errorf("import: %w; nothing was imported", err)
 		}

@@ -364,3 +364,43 @@ func TestUnknownCommand(t *testing.T) {
 	out := f.talk(t, "frobnicate\n\nhelp\n", false)
 	wantIn(t, out, `error: unknown command "frobnicate": type help`, "secret KEY", "commit")
 }
+
+func TestCtrlCStopsALongCommand(t *testing.T) {
+	f := newFixture(t)
+	started := make(chan struct{})
+	f.o.Command = func(ctx context.Context, args []string, in io.Reader, out io.Writer) error {
+		close(started)
+		io.WriteString(out, "On any device, open the address and enter the code\n")
+		<-ctx.Done() // a device sign-in waits this long
+		return ctx.Err()
+	}
+	in, w := io.Pipe()
+	var out syncBuffer
+	done := make(chan error)
+	go func() { done <- Run(context.Background(), NewTerm(in, &out, true), f.o) }()
+	io.WriteString(w, "authorize device\r")
+	<-started
+	io.WriteString(w, "\x03")
+	waitFor(t, &out, "error: interrupted: the command was stopped\r\n", 1)
+	io.WriteString(w, "help\r")
+	waitFor(t, &out, "end the session", 1)
+	w.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestInputEndsWhileACommandRuns(t *testing.T) {
+	f := newFixture(t)
+	f.o.Command = func(ctx context.Context, args []string, in io.Reader, out io.Writer) error {
+		time.Sleep(50 * time.Millisecond) // the next lines and the end of the input come meanwhile
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		io.WriteString(out, "ran "+args[0]+"\n")
+		return nil
+	}
+	// The lines that came while a command ran are the next commands, in order.
+	out := f.talk(t, "test\nqueue\nset mail.from a@example.test\ncommit\nstatus\n", false)
+	wantIn(t, out, "ran test\nmailagent> ran queue\nmailagent> ok: mail.from = a@example.test; commit saves it\nmailagent> ok: 1 change saved", "ran status")
+}
