@@ -89,15 +89,18 @@ func SyslogFrames(max int) bufio.SplitFunc {
 				off += n // an empty frame
 				continue
 			}
-			if i := bytes.IndexAny(rest[:min(len(rest), max+1)], "\n\x00"); i >= 0 {
-				return off + i + 1, bytes.TrimSuffix(rest[:i], []byte("\r")), nil
+			// A line of max bytes may end in CR LF: whether it is longer
+			// shows only in its first max+2 bytes, however they are read.
+			if i := bytes.IndexAny(rest[:min(len(rest), max+2)], "\n\x00"); i >= 0 {
+				line := bytes.TrimSuffix(rest[:i], []byte("\r"))
+				return off + i + 1, line[:min(len(line), max)], nil
 			}
 			switch {
-			case len(rest) >= max:
+			case len(rest) >= max+2:
 				skipLine = true
 				return off + max, rest[:max], nil
 			case atEOF:
-				return len(data), rest, nil
+				return len(data), rest[:min(len(rest), max)], nil
 			}
 			return off, nil, nil
 		}
