@@ -100,9 +100,8 @@ type input struct {
 
 // change is one pending change: a value to set, or unset.
 type change struct {
-	value  string
-	unset  bool
-	secret bool
+	value string
+	unset bool
 }
 
 // Run runs one session on t until "exit", the end of the input or ctx
@@ -343,6 +342,9 @@ func (s *session) read(ctx context.Context, hidden bool) (string, error) {
 	select {
 	case in := <-s.lines:
 		s.outstanding = false
+		if in.err != nil && !errors.Is(in.err, ErrInterrupt) {
+			s.ended = in.err // the input goroutine has stopped
+		}
 		return in.line, in.err
 	case <-ctx.Done():
 		return "", ctx.Err()
@@ -545,7 +547,7 @@ func (s *session) stage(k config.Key, val string, secret bool) error {
 	if err := k.Set(&scratch, val); err != nil {
 		return err
 	}
-	s.pending[k.Name] = change{value: val, secret: secret}
+	s.pending[k.Name] = change{value: val}
 	if secret {
 		fmt.Fprintf(s.t, "ok: %s is set (not shown); commit saves it\n", k.Name)
 	} else {

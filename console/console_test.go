@@ -404,3 +404,11 @@ func TestInputEndsWhileACommandRuns(t *testing.T) {
 	out := f.talk(t, "test\nqueue\nset mail.from a@example.test\ncommit\nstatus\n", false)
 	wantIn(t, out, "ran test\nmailagent> ran queue\nmailagent> ok: mail.from = a@example.test; commit saves it\nmailagent> ok: 1 change saved", "ran status")
 }
+
+func TestInputEndsInsideAQuestion(t *testing.T) {
+	for _, input := range []string{"passwd\n", "passwd\nlong-enough-1\n", "secret smtp.password\n", "import google-client\n{\n"} {
+		f := newFixture(t)
+		out := f.talk(t, input, false) // returns: the session ends, no hang
+		wantIn(t, out, "error: ")
+	}
+}
