@@ -15,6 +15,7 @@ import (
 
 	"mailagent/appliance/alarm"
 	"mailagent/appliance/config"
+	"mailagent/appliance/internal/flash"
 	"mailagent/appliance/internal/outbox"
 	"mailagent/appliance/internal/submit"
 	"mailagent/appliance/oauth"
@@ -112,6 +113,10 @@ func (a *Agent) Reload() error {
 
 // DataDir is the data directory.
 func (a *Agent) DataDir() string { return a.dataDir }
+
+// MakeDataDir creates the data directory (0700) if it is missing, as on a
+// box's first start on an empty flash partition.
+func (a *Agent) MakeDataDir() error { return flash.MakeDir(a.dataDir) }
 
 // ConfigPath is the path of mailagent.toml.
 func (a *Agent) ConfigPath() string { return filepath.Join(a.dataDir, config.FileName) }

@@ -401,3 +401,25 @@ secret_expires = 2026-12-20
 		t.Errorf("after a restart the warning level is %d, want 1", src2.SecretWarning())
 	}
 }
+
+// TestMakeDataDir: on a box's first start the data directory may not exist
+// yet; run makes it (0700) before it writes anything there.
+func TestMakeDataDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "flash", "mailagent")
+	a, err := New(Options{Board: board.Profile{Name: "host"}, DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("New made the data directory already: %v", err)
+	}
+	for range 2 { // and again, when it is there
+		if err := a.MakeDataDir(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fi, err := os.Stat(dir)
+	if err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("data directory: %v, %v", fi, err)
+	}
+}

@@ -38,6 +38,9 @@ var cmdRun = &Command{
 		if err != nil {
 			return err
 		}
+		if err := a.MakeDataDir(); err != nil { // the self-signed certificate goes there first
+			return err
+		}
 		ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
 		c := a.Config()

@@ -137,7 +137,7 @@ func read(path string) ([]byte, error) {
 // them in order and fsyncs the directory once.
 func save(paths []string, data []byte) error {
 	dir := filepath.Dir(paths[0])
-	if err := makeDir(dir); err != nil {
+	if err := MakeDir(dir); err != nil {
 		return fmt.Errorf("save %s: %w", paths[0], err)
 	}
 	var stale []string
@@ -237,9 +237,9 @@ func write(f *renameio.PendingFile, data []byte) error {
 	return f.Sync()
 }
 
-// makeDir creates dir 0700 if it is missing and fsyncs the parents of the
+// MakeDir creates dir 0700 if it is missing and fsyncs the parents of the
 // directories it created, so their entries survive a power cut.
-func makeDir(dir string) error {
+func MakeDir(dir string) error {
 	fi, err := os.Stat(dir)
 	if err == nil {
 		if !fi.IsDir() {
