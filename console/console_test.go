@@ -17,6 +17,7 @@ import (
 	"mailagent/appliance/agent"
 	"mailagent/appliance/config"
 	"mailagent/board"
+	"mailagent/console/ptytest"
 )
 
 // backend is the real agent's WebUI on a scratch data directory, with the
@@ -256,12 +257,12 @@ func TestBanner(t *testing.T) {
 	// The banner shows at the start, not again while it stays the same,
 	// and the console says when it is over.
 	in, w := io.Pipe()
-	var out syncBuffer
+	var out ptytest.Screen
 	done := make(chan error)
 	go func() { done <- Run(context.Background(), NewTerm(in, &out, false), f.o) }()
 	io.WriteString(w, "help\n")
 	io.WriteString(w, "help\n")
-	waitFor(t, &out, "mailagent> ", 3)
+	out.WaitFor(t, "mailagent> ", 3, 10*time.Second)
 	f.b.setStatus(&agent.PageStatus{Running: true})
 	io.WriteString(w, "help\n")
 	w.Close()
@@ -280,35 +281,6 @@ func TestBanner(t *testing.T) {
 	}
 	if b := Banner(agent.PageStatus{}); !strings.Contains(b, "the agent is not running") {
 		t.Errorf("no banner for a stopped agent: %q", b)
-	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// waitFor waits until out holds want n times.
-func waitFor(t *testing.T, out *syncBuffer, want string, n int) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for strings.Count(out.String(), want) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited for %d× %q:\n%s", n, want, out.String())
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -375,15 +347,15 @@ func TestCtrlCStopsALongCommand(t *testing.T) {
 		return ctx.Err()
 	}
 	in, w := io.Pipe()
-	var out syncBuffer
+	var out ptytest.Screen
 	done := make(chan error)
 	go func() { done <- Run(context.Background(), NewTerm(in, &out, true), f.o) }()
 	io.WriteString(w, "authorize device\r")
 	<-started
 	io.WriteString(w, "\x03")
-	waitFor(t, &out, "error: interrupted: the command was stopped\r\n", 1)
+	out.WaitFor(t, "error: interrupted: the command was stopped\r\n", 1, 10*time.Second)
 	io.WriteString(w, "help\r")
-	waitFor(t, &out, "end the session", 1)
+	out.WaitFor(t, "end the session", 1, 10*time.Second)
 	w.Close()
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -15,7 +15,7 @@ func TestServeOnASerialPort(t *testing.T) {
 	term := ptytest.Open(t)
 	port := term.Port
 	f := newFixture(t)
-	var logs syncBuffer
+	var logs ptytest.Screen
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan struct{})
 	go func() {
@@ -33,7 +33,7 @@ func TestServeOnASerialPort(t *testing.T) {
 	term.Type("\r")
 	term.WaitFor("type help for the commands", 2, wait)
 
-	out := term.Screen()
+	out := term.String()
 	wantIn(t, out, "console on board host (serial port "+port+")\r\n",
 		"mailagent> set mail.from alarm@example.test\r\nok: mail.from = alarm@example.test; commit saves it\r\n",
 		"ok: 1 change saved")

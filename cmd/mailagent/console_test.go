@@ -51,12 +51,12 @@ func TestConsoleOnATerminal(t *testing.T) {
 	select {
 	case code := <-done:
 		if code != 0 {
-			t.Fatalf("console exited %d:\n%s", code, term.Screen())
+			t.Fatalf("console exited %d:\n%s", code, term.String())
 		}
 	case <-time.After(wait):
-		t.Fatalf("console did not end on exit:\n%s", term.Screen())
+		t.Fatalf("console did not end on exit:\n%s", term.String())
 	}
-	screen := term.Screen()
+	screen := term.String()
 	if strings.Contains(screen, canary) {
 		t.Errorf("the secret was shown:\n%s", screen)
 	}

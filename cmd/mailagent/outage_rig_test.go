@@ -84,7 +84,7 @@ func TestOutageAndRejection(t *testing.T) {
 	term.WaitFor("ok: nothing stands in the way of mail any more", 1, wait)
 	term.WaitFor("level=ERROR msg=\"alarm mail cannot be delivered: ", 1, wait)
 	term.WaitFor("level=INFO msg=\"alarm mail is delivered again\"", 1, wait)
-	t.Logf("the serial console:\n%s", strings.ReplaceAll(term.Screen(), "\r\n", "\n"))
+	t.Logf("the serial console:\n%s", strings.ReplaceAll(term.String(), "\r\n", "\n"))
 
 	// Rejected: a 5xx keeps the alarm and shows the reply until fixed.
 	mustRun(t, nil, "--data", data, "config", "set", "mail.to", "refused@example.test")

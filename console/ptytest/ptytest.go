@@ -18,11 +18,43 @@ import (
 // slave's path, which the console opens as its serial port.
 type Terminal struct {
 	Port string
+	// Screen is everything the console has written to the terminal.
+	Screen
 
 	t      testing.TB
 	master *os.File
-	mu     sync.Mutex
-	screen strings.Builder
+}
+
+// Screen records what a console writes, for a test to wait for; it is
+// safe for one writer and readers at once.
+type Screen struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *Screen) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String is everything written so far.
+func (s *Screen) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// WaitFor waits until the screen holds want n times, at most wait.
+func (s *Screen) WaitFor(t testing.TB, want string, n int, wait time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for strings.Count(s.String(), want) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %v for %d× %q on the console:\n%s", wait, n, want, s.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // Open opens a pseudo-terminal and records everything the console writes
@@ -43,21 +75,8 @@ func Open(t testing.TB) *Terminal {
 		t.Fatalf("ptsname: %v", err)
 	}
 	term := &Terminal{Port: "/dev/pts/" + strconv.Itoa(n), t: t, master: m}
-	go io.Copy(term, m)
+	go io.Copy(&term.Screen, m)
 	return term
-}
-
-func (term *Terminal) Write(p []byte) (int, error) {
-	term.mu.Lock()
-	defer term.mu.Unlock()
-	return term.screen.Write(p)
-}
-
-// Screen is everything the console has written so far.
-func (term *Terminal) Screen() string {
-	term.mu.Lock()
-	defer term.mu.Unlock()
-	return term.screen.String()
 }
 
 // Type sends s as typed keys.
@@ -71,11 +90,5 @@ func (term *Terminal) Type(s string) {
 // WaitFor waits until the screen holds want n times, at most wait.
 func (term *Terminal) WaitFor(want string, n int, wait time.Duration) {
 	term.t.Helper()
-	deadline := time.Now().Add(wait)
-	for strings.Count(term.Screen(), want) < n {
-		if time.Now().After(deadline) {
-			term.t.Fatalf("waited %v for %d× %q on the console:\n%s", wait, n, want, term.Screen())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	term.Screen.WaitFor(term.t, want, n, wait)
 }
