@@ -29,12 +29,12 @@ import (
 	"mailagent/board"
 )
 
-// Backend is the agent as the console sees it; agent.WebUI is the real one.
+// Backend is the agent as the console sees it; agent.Admin is the real one.
 type Backend interface {
 	// Board is the hardware profile, for the configuration's defaults.
 	Board() board.Profile
 	// Status gathers the box's state, as the web page shows it.
-	Status(ctx context.Context) agent.PageStatus
+	Status(ctx context.Context) agent.Status
 	// Config returns mailagent.toml as written.
 	Config() (config.Config, error)
 	// UpdateConfig runs change on the file's configuration and saves the
@@ -287,25 +287,25 @@ func (s *session) showBanner(ctx context.Context) {
 
 // Banner says, in a few lines each starting with "!!", what keeps mail
 // from being delivered; "" when nothing does.
-func Banner(st agent.PageStatus) string {
+func Banner(st agent.Status) string {
 	var b strings.Builder
 	if !st.Running {
 		fmt.Fprintln(&b, "!! the agent is not running: alarms wait on flash until it starts (mailagent run)")
 	}
-	if st.Failing != "" {
-		fmt.Fprintf(&b, "!! MAIL CANNOT BE DELIVERED: %s\n", st.Failing)
-		if st.Hint != "" {
-			fmt.Fprintf(&b, "!!   %s\n", st.Hint)
+	if d := st.Delivery; d.Failing != "" {
+		fmt.Fprintf(&b, "!! MAIL CANNOT BE DELIVERED: %s\n", d.Failing)
+		if d.Hint != "" {
+			fmt.Fprintf(&b, "!!   %s\n", d.Hint)
 		}
-		if n := st.Memory + st.Spooled; n > 0 {
+		if n := st.Queue.Memory + st.Queue.Spooled; n > 0 {
 			fmt.Fprintf(&b, "!!   %s wait", plural(n, "alarm"))
-			if st.NextTry != nil {
-				fmt.Fprintf(&b, "; next try %s", st.NextTry.Local().Format(time.DateTime))
+			if d.NextTry != nil {
+				fmt.Fprintf(&b, "; next try %s", d.NextTry.Local().Format(time.DateTime))
 			}
 			fmt.Fprintln(&b)
 		}
 	}
-	if t := st.Token; t != nil && t.Fix != "" {
+	if t := st.OAuth2; t != nil && t.Fix != "" {
 		fmt.Fprintf(&b, "!! OAuth2: %s\n!!   %s\n", t.Summary, t.Fix)
 	}
 	if len(st.Problems) > 0 {
@@ -317,7 +317,7 @@ func Banner(st agent.PageStatus) string {
 		}
 		fmt.Fprintf(&b, "!! mail cannot be sent yet: %s (set, then commit)\n", strings.Join(keys, ", "))
 	}
-	if st.Clock != "" {
+	if st.Clock != "" && st.Clock != "ok" {
 		fmt.Fprintf(&b, "!! clock %s\n", st.Clock)
 	}
 	return b.String()

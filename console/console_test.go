@@ -23,21 +23,21 @@ import (
 // backend is the real agent's WebUI on a scratch data directory, with the
 // status the banner reads replaceable.
 type backend struct {
-	*agent.WebUI
+	*agent.Admin
 	mu     sync.Mutex
-	status *agent.PageStatus
+	status *agent.Status
 }
 
-func (b *backend) Status(ctx context.Context) agent.PageStatus {
+func (b *backend) Status(ctx context.Context) agent.Status {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.status != nil {
 		return *b.status
 	}
-	return b.WebUI.Status(ctx)
+	return b.Admin.Status(ctx)
 }
 
-func (b *backend) setStatus(st *agent.PageStatus) {
+func (b *backend) setStatus(st *agent.Status) {
 	b.mu.Lock()
 	b.status = st
 	b.mu.Unlock()
@@ -62,8 +62,8 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{dir: dir, b: &backend{WebUI: agent.NewWebUI(a)}}
-	f.b.setStatus(&agent.PageStatus{Running: true}) // nothing in the way unless a test says so
+	f := &fixture{dir: dir, b: &backend{Admin: agent.NewAdmin(a)}}
+	f.b.setStatus(&agent.Status{Running: true}) // nothing in the way unless a test says so
 	f.o = Options{
 		Backend: f.b,
 		Command: func(ctx context.Context, args []string, in io.Reader, out io.Writer) error {
@@ -251,8 +251,8 @@ func TestRequireLogin(t *testing.T) {
 func TestBanner(t *testing.T) {
 	f := newFixture(t)
 	next := time.Date(2026, 11, 24, 12, 0, 0, 0, time.Local)
-	failing := &agent.PageStatus{Running: true, Failing: "connecting to smtp.example.test:587: connection refused", Hint: "check smtp.host and smtp.port",
-		Spooled: 3, NextTry: &next, Problems: []agent.KeyProblem{{Message: "no configuration yet"}, {Key: "mail.to", Message: "not set"}}}
+	failing := &agent.Status{Running: true, Delivery: agent.DeliveryReport{Failing: "connecting to smtp.example.test:587: connection refused",
+		Hint: "check smtp.host and smtp.port", NextTry: &next}, Queue: agent.QueueReport{Spooled: 3}, Problems: []agent.KeyProblem{{Message: "no configuration yet"}, {Key: "mail.to", Message: "not set"}}}
 	f.b.setStatus(failing)
 	// The banner shows at the start, not again while it stays the same,
 	// and the console says when it is over.
@@ -263,7 +263,7 @@ func TestBanner(t *testing.T) {
 	io.WriteString(w, "help\n")
 	io.WriteString(w, "help\n")
 	out.WaitFor(t, "mailagent> ", 3, 10*time.Second)
-	f.b.setStatus(&agent.PageStatus{Running: true})
+	f.b.setStatus(&agent.Status{Running: true})
 	io.WriteString(w, "help\n")
 	w.Close()
 	if err := <-done; err != nil {
@@ -276,10 +276,10 @@ func TestBanner(t *testing.T) {
 	if n := strings.Count(got, "MAIL CANNOT BE DELIVERED"); n != 1 {
 		t.Errorf("the banner showed %d times:\n%s", n, got)
 	}
-	if b := Banner(agent.PageStatus{Running: true}); b != "" {
+	if b := Banner(agent.Status{Running: true}); b != "" {
 		t.Errorf("a banner with nothing in the way: %q", b)
 	}
-	if b := Banner(agent.PageStatus{}); !strings.Contains(b, "the agent is not running") {
+	if b := Banner(agent.Status{}); !strings.Contains(b, "the agent is not running") {
 		t.Errorf("no banner for a stopped agent: %q", b)
 	}
 }

@@ -14,7 +14,6 @@ import (
 
 	"mailagent/appliance/agent"
 	"mailagent/appliance/config"
-	"mailagent/appliance/oauth"
 )
 
 // MaxAPIBody is the largest JSON body the API reads (a PEM key fits).
@@ -330,7 +329,7 @@ func (s *Server) apiPaste(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, &req) {
 		return
 	}
-	q, err := oauth.RedirectParams(req.URL)
+	q, err := agent.PastedParams(req.URL)
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error(), Errors: map[string]string{"url": err.Error()},
 			Hint: "copy the whole address from the browser's address bar after signing in"})

@@ -3,7 +3,7 @@
 // the alarm endpoints behind one http.Handler; routes.go lists every route
 // and who may use it. The page is three embedded files under static (no
 // framework, no build step, nothing external). Server talks to the agent
-// through Backend; agent.WebUI is the real one.
+// through Backend; agent.Admin is the real one.
 //
 // Alarm endpoints (AlarmHandler), both behind HTTP Basic credentials
 // ([http] alarm_user and alarm_password):

@@ -44,7 +44,7 @@ authority = %q
 redirect_url = %q
 keep_access_token = true
 `, mailbox, idp.Tenant(), idp.URL()+"/", redirect), log, idp.HTTPClient())
-	p := newPage(t, agent.NewWebUI(a), Options{SetupCode: "K7QX-M2PD-9TRF"})
+	p := newPage(t, agent.NewAdmin(a), Options{SetupCode: "K7QX-M2PD-9TRF"})
 	br := &browser{cookies: map[string]*http.Cookie{}}
 
 	resp := p.do(br, "POST", host+"/setup", "application/x-www-form-urlencoded",
@@ -98,7 +98,7 @@ keep_access_token = true
 		t.Fatalf("the SMTP server got %+v; want one mail from %s with a token", msgs, mailbox)
 	}
 	resp = p.do(br, "GET", host+"/api/status", "", "", false)
-	if st := decode[agent.PageStatus](t, resp); st.Token == nil || st.Token.Account != mailbox || len(st.Problems) != 0 {
+	if st := decode[agent.Status](t, resp); st.OAuth2 == nil || st.OAuth2.Account != mailbox || len(st.Problems) != 0 {
 		t.Errorf("status after the test mail: %+v", st)
 	}
 }

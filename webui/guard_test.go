@@ -2,7 +2,7 @@ package webui
 
 // The guards on every route, auth.htm's refusals, the secret canary and
 // the page's CSP, against the real agent in a data directory where it
-// matters (agent.WebUI) and a fake elsewhere.
+// matters (agent.Admin) and a fake elsewhere.
 
 import (
 	"crypto/sha256"
@@ -124,7 +124,7 @@ func TestEveryRouteGuarded(t *testing.T) {
 	dir, a := realAgent(t, boxDoc(t, `auth = "password"
 user = "box"
 password = "smtp-secret"`), log, nil)
-	p := newPage(t, agent.NewWebUI(a), Options{Alarm: AlarmHandler(AlarmOptions{Sink: a.Accept, User: "poster", Password: "poster-pw"})})
+	p := newPage(t, agent.NewAdmin(a), Options{Alarm: AlarmHandler(AlarmOptions{Sink: a.Accept, User: "poster", Password: "poster-pw"})})
 	before := hashDir(t, dir)
 	br := p.loggedIn()
 	const host = "https://box.example.test"
@@ -377,7 +377,7 @@ client_secret = "exchange-secret"
 tenant = %q
 authority = %q
 redirect_url = %q`, srv.Tenant(), srv.URL()+"/", redirect)), log, srv.HTTPClient())
-	p := newPage(t, agent.NewWebUI(a), Options{})
+	p := newPage(t, agent.NewAdmin(a), Options{})
 	br := p.loggedIn()
 	tokens := filepath.Join(dir, "tokens.toml")
 
@@ -419,9 +419,9 @@ redirect_url = %q`, srv.Tenant(), srv.URL()+"/", redirect)), log, srv.HTTPClient
 		t.Errorf("replay: %d, changed %q; want 400 and nothing written\n%s", code, d, b)
 	}
 	resp := p.do(br, "GET", "https://box.example.test/api/status", "", "", false)
-	st := decode[agent.PageStatus](t, resp)
-	if st.Token == nil || st.Token.Account != "alarm@example.test" || st.Token.Summary != "authorised as alarm@example.test" {
-		t.Errorf("status after the sign-in: %+v", st.Token)
+	st := decode[agent.Status](t, resp)
+	if st.OAuth2 == nil || st.OAuth2.Account != "alarm@example.test" || st.OAuth2.Summary != "authorised as alarm@example.test" {
+		t.Errorf("status after the sign-in: %+v", st.OAuth2)
 	}
 }
 
@@ -459,7 +459,7 @@ alarm_password = %q`, canaries["smtp.password"], canaries["oauth2.client_secret"
 			t.Fatalf("%s canary not in mailagent.toml: the test did not set it", key)
 		}
 	}
-	p := newPage(t, agent.NewWebUI(a), Options{Alarm: AlarmHandler(AlarmOptions{Sink: a.Accept, User: "poster",
+	p := newPage(t, agent.NewAdmin(a), Options{Alarm: AlarmHandler(AlarmOptions{Sink: a.Accept, User: "poster",
 		Password: canaries["http.alarm_password"], Log: slog.New(slog.NewTextHandler(log, nil))})})
 	br := p.loggedIn()
 	var seen strings.Builder
@@ -496,7 +496,7 @@ alarm_password = %q`, canaries["smtp.password"], canaries["oauth2.client_secret"
 	keep(p.do(br, "POST", host+"/login", "application/x-www-form-urlencoded", "password="+url.QueryEscape(adminPassword), false))
 	keep(p.do(br, "GET", host+"/api/config", "", "", false))
 	keep(p.do(br, "GET", host+"/api/status", "", "", false))
-	for _, want := range []string{`"key":"oauth2.client_secret"`, `"step":"connect"`, "client_id=app", `"token":{`} {
+	for _, want := range []string{`"key":"oauth2.client_secret"`, `"step":"connect"`, "client_id=app", `"oauth2":{"mode"`} {
 		if !strings.Contains(seen.String(), want) {
 			t.Fatalf("the canary did not see %s: the requests did not do what they should\n%s", want, seen.String())
 		}

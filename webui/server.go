@@ -18,13 +18,13 @@ import (
 	"mailagent/board"
 )
 
-// Backend is what the page needs of the agent. agent.WebUI is the real
+// Backend is what the page needs of the agent. agent.Admin is the real
 // one; tests use a fake.
 type Backend interface {
 	// Board is the hardware profile, for the configuration's defaults.
 	Board() board.Profile
 	// Status gathers what the page shows at the top.
-	Status(ctx context.Context) agent.PageStatus
+	Status(ctx context.Context) agent.Status
 	// Config returns mailagent.toml as written (no defaults filled in).
 	Config() (config.Config, error)
 	// UpdateConfig runs change on the file's configuration as written and

@@ -18,7 +18,6 @@ import (
 	"mailagent/appliance/agent"
 	"mailagent/appliance/alarm"
 	"mailagent/appliance/config"
-	"mailagent/appliance/oauth"
 	"mailagent/board"
 )
 
@@ -45,10 +44,10 @@ func (f *fakeBackend) Board() board.Profile {
 	return board.Profile{Name: "host", Listen: "127.0.0.1:8080"}
 }
 
-func (f *fakeBackend) Status(ctx context.Context) agent.PageStatus {
+func (f *fakeBackend) Status(ctx context.Context) agent.Status {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return agent.PageStatus{Board: "host", Running: true, Auth: f.cfg.SMTP.Auth}
+	return agent.Status{Board: "host", Running: true, Auth: f.cfg.SMTP.Auth}
 }
 
 func (f *fakeBackend) Config() (config.Config, error) {
@@ -88,7 +87,7 @@ func (f *fakeBackend) FinishAuthorize(ctx context.Context, state, redirected str
 		return "", &agent.AuthorizeError{Err: errors.New("no grant"), Hint: "start again"}
 	}
 	delete(f.pending, state)
-	q, _ := oauth.RedirectParams(redirected)
+	q, _ := agent.PastedParams(redirected)
 	if code := q.Get("error"); code != "" {
 		return "", &agent.AuthorizeError{Code: code, Description: q.Get("error_description"), Hint: "authorise again and accept the permissions",
 			Err: errors.New("authorization: " + code)}

@@ -188,44 +188,63 @@ func (a *Agent) submitOptions(c *config.Config, trace func(step, detail string))
 // complete; it wraps config.Problems.
 var ErrNotConfigured = errors.New("mail is not configured")
 
-// send renders and submits one mail. It reads the files again first, so a
-// change made with "mailagent config set" applies to the next mail; when
-// they cannot be read, the configuration loaded before is kept.
-func (a *Agent) send(ctx context.Context, subject func(*config.Config) string, body func(*config.Config) string, trace func(step, detail string)) (submit.Reply, error) {
+// draft is one mail to deliver: its subject (without subject_prefix) and
+// body.
+type draft struct{ subject, body string }
+
+// deliver is the one way mail leaves the agent: the test mail and every
+// alarm burst. It reads the files again first, so a change made with
+// "mailagent config set" applies to the next mail (when they cannot be
+// read, the configuration loaded before is kept), checks that mail can be
+// sent, and submits the drafts made for that configuration over one SMTP
+// connection with one AUTH, one submission at a time. It stops at the
+// first mail that fails: replies and errs are of the mails tried, in order;
+// an error before any mail (configuration, connection, AUTH) is the only
+// element of errs.
+func (a *Agent) deliver(ctx context.Context, trace func(step, detail string), drafts func(*config.Config) []draft) (replies []string, errs []error) {
 	if err := a.Reload(); err != nil {
 		a.log.Warn("configuration not reloaded; using the one loaded before", "err", err)
 	}
 	c := a.Config()
 	if err := config.Validate(&c); err != nil {
-		return submit.Reply{}, fmt.Errorf("%w:\n%w", ErrNotConfigured, err)
-	}
-	raw, err := a.render(&c, subject(&c), body(&c))
-	if err != nil {
-		return submit.Reply{}, err
+		return nil, []error{fmt.Errorf("%w:\n%w", ErrNotConfigured, err)}
 	}
 	a.sendMu.Lock()
 	defer a.sendMu.Unlock()
 	so, err := a.submitOptions(&c, trace)
 	if err != nil {
-		return submit.Reply{}, err
+		return nil, []error{err}
 	}
 	cl, err := submit.Dial(ctx, so)
 	if err != nil {
-		return submit.Reply{}, err
+		return nil, []error{err}
 	}
 	defer cl.Close()
-	return cl.Send(ctx, c.Mail.From, c.Mail.To, raw)
+	for _, d := range drafts(&c) {
+		raw, err := a.render(&c, prefixed(&c, d.subject), d.body)
+		if err == nil {
+			var r submit.Reply
+			r, err = cl.Send(ctx, c.Mail.From, c.Mail.To, raw)
+			replies = append(replies, r.String())
+		}
+		errs = append(errs, err)
+		if err != nil {
+			break
+		}
+	}
+	return replies, errs
 }
 
-// subject builds "prefix device: rest".
-func subject(c *config.Config, rest string) string { return prefixed(c, c.Device.Name+": "+rest) }
-
-// SendTest sends a test mail now; trace, if not nil, is told each step.
-func (a *Agent) SendTest(ctx context.Context, trace func(step, detail string)) (submit.Reply, error) {
-	return a.send(ctx,
-		func(c *config.Config) string { return subject(c, "test mail") },
-		func(c *config.Config) string {
-			return fmt.Sprintf("This is a test mail from %s.\n\nIf you read this, alarm mail from this box reaches you.\n\nSent at %s by mailagent (board %s).\n",
-				c.Device.Name, a.now().Format(time.RFC1123Z), a.board.Name)
-		}, trace)
+// SendTest sends a test mail now and returns the server's reply ("250
+// 2.0.0 Ok: queued as …"); trace, if not nil, is told each step.
+func (a *Agent) SendTest(ctx context.Context, trace func(step, detail string)) (string, error) {
+	replies, errs := a.deliver(ctx, trace, func(c *config.Config) []draft {
+		return []draft{{subject: c.Device.Name + ": test mail",
+			body: fmt.Sprintf("This is a test mail from %s.\n\nIf you read this, alarm mail from this box reaches you.\n\nSent at %s by mailagent (board %s).\n",
+				c.Device.Name, a.now().Format(time.RFC1123Z), a.board.Name)}}
+	})
+	if err := errs[0]; err != nil {
+		return "", err
+	}
+	return replies[0], nil
 }

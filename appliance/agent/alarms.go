@@ -13,7 +13,6 @@ import (
 	"mailagent/appliance/internal/message"
 	"mailagent/appliance/internal/outbox"
 	"mailagent/appliance/internal/spool"
-	"mailagent/appliance/internal/submit"
 	"mailagent/appliance/oauth"
 )
 
@@ -42,41 +41,15 @@ func (a *Agent) newOutbox(c *config.Config, sp *spool.Spool) *outbox.Outbox {
 	})
 }
 
-// sendBurst delivers mails over one SMTP connection: one AUTH for the lot.
+// sendBurst delivers the outbox's mails over one SMTP connection.
 func (a *Agent) sendBurst(ctx context.Context, ms []outbox.Mail) ([]string, []error) {
-	if err := a.Reload(); err != nil {
-		a.log.Warn("configuration not reloaded; using the one loaded before", "err", err)
-	}
-	c := a.Config()
-	if err := config.Validate(&c); err != nil {
-		return nil, []error{fmt.Errorf("%w:\n%w", ErrNotConfigured, err)}
-	}
-	so, err := a.submitOptions(&c, nil)
-	if err != nil {
-		return nil, []error{err}
-	}
-	a.sendMu.Lock()
-	defer a.sendMu.Unlock()
-	cl, err := submit.Dial(ctx, so)
-	if err != nil {
-		return nil, []error{err}
-	}
-	defer cl.Close()
-	var replies []string
-	var errs []error
-	for _, m := range ms {
-		raw, err := a.render(&c, prefixed(&c, m.Subject()), m.Body())
-		if err == nil {
-			var r submit.Reply
-			r, err = cl.Send(ctx, c.Mail.From, c.Mail.To, raw)
-			replies = append(replies, r.String())
+	return a.deliver(ctx, nil, func(*config.Config) []draft {
+		ds := make([]draft, len(ms))
+		for i, m := range ms {
+			ds[i] = draft{subject: m.Subject(), body: m.Body()}
 		}
-		errs = append(errs, err)
-		if err != nil {
-			break
-		}
-	}
-	return replies, errs
+		return ds
+	})
 }
 
 // prefixed puts subject_prefix before a subject.
@@ -220,34 +193,55 @@ type LiveStatus struct {
 	Token *oauth.Status
 }
 
-// control answers the operations asked over the socket.
-func (a *Agent) control(ctx context.Context, op string) (any, error) {
+// The operations the local socket answers besides alarms.
+const (
+	opStatus = "status" // LiveStatus
+	opFlush  = "flush"  // try delivery now
+)
+
+// liveStatus is the delivery state of this agent while Run runs;
+// ErrNotRunning otherwise.
+func (a *Agent) liveStatus() (*LiveStatus, error) {
 	a.mu.Lock()
-	ob, failing := a.outbox, a.failingErr
+	ob, failing, ts := a.outbox, a.failingErr, a.oauth
 	a.mu.Unlock()
 	if ob == nil {
 		return nil, ErrNotRunning
 	}
+	st := ob.Status()
+	ls := &LiveStatus{Memory: st.Memory, Spooled: st.Spooled, Oldest: st.Oldest, Dropped: st.Dropped,
+		LastDelivery: st.Last.Time, LastReply: st.Last.Reply, Failing: st.Failing, FailingSince: st.Since,
+		Failures: st.Failures, NextTry: st.NextTry}
+	if failing != nil {
+		ls.Hint = Hint(failing)
+	}
+	if ts != nil {
+		st := ts.source.Status()
+		ls.Token = &st
+	}
+	return ls, nil
+}
+
+// flushNow has this agent try delivery now while Run runs.
+func (a *Agent) flushNow() error {
+	a.mu.Lock()
+	ob := a.outbox
+	a.mu.Unlock()
+	if ob == nil {
+		return ErrNotRunning
+	}
+	ob.Flush()
+	return nil
+}
+
+// control answers the operations asked over the socket, each with its
+// typed call.
+func (a *Agent) control(ctx context.Context, op string) (any, error) {
 	switch op {
-	case "status":
-		st := ob.Status()
-		ls := LiveStatus{Memory: st.Memory, Spooled: st.Spooled, Oldest: st.Oldest, Dropped: st.Dropped,
-			LastDelivery: st.Last.Time, LastReply: st.Last.Reply, Failing: st.Failing, FailingSince: st.Since,
-			Failures: st.Failures, NextTry: st.NextTry}
-		if failing != nil {
-			ls.Hint = Hint(failing)
-		}
-		a.mu.Lock()
-		ts := a.oauth
-		a.mu.Unlock()
-		if ts != nil {
-			st := ts.source.Status()
-			ls.Token = &st
-		}
-		return ls, nil
-	case "flush":
-		ob.Flush()
-		return struct{}{}, nil
+	case opStatus:
+		return a.liveStatus()
+	case opFlush:
+		return struct{}{}, a.flushNow()
 	}
 	return nil, fmt.Errorf("unknown operation %q", op)
 }
@@ -256,7 +250,7 @@ func (a *Agent) control(ctx context.Context, op string) (any, error) {
 // (wrapped) when it is not running.
 func (a *Agent) Live(ctx context.Context) (*LiveStatus, error) {
 	var ls LiveStatus
-	if err := ingest.Ask(ctx, a.SocketPath(), "status", &ls); err != nil {
+	if err := ingest.Ask(ctx, a.SocketPath(), opStatus, &ls); err != nil {
 		return nil, err
 	}
 	return &ls, nil
@@ -265,5 +259,5 @@ func (a *Agent) Live(ctx context.Context) (*LiveStatus, error) {
 // Flush asks the running agent to try delivery now.
 func (a *Agent) Flush(ctx context.Context) error {
 	var v struct{}
-	return ingest.Ask(ctx, a.SocketPath(), "flush", &v)
+	return ingest.Ask(ctx, a.SocketPath(), opFlush, &v)
 }

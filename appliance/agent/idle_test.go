@@ -6,6 +6,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"maps"
@@ -128,11 +129,16 @@ func (s *quietSocket) Close() error {
 
 func (s *quietSocket) status(t *testing.T, ctx context.Context) LiveStatus {
 	t.Helper()
-	v, err := s.control(ctx, "status")
+	v, err := s.control(ctx, opStatus)
 	if err != nil {
 		t.Fatalf("status: %v", err)
 	}
-	return v.(LiveStatus)
+	// as the socket answers it: JSON
+	var ls LiveStatus
+	if b, err := json.Marshal(v); err != nil || json.Unmarshal(b, &ls) != nil {
+		t.Fatalf("status answer %#v does not go through JSON: %v", v, err)
+	}
+	return ls
 }
 
 // entry is what a write to a file or directory changes.

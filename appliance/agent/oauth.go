@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -40,20 +41,6 @@ func (a *Agent) oauthFor(c *config.Config) (*oauth.Client, *oauth.Source, error)
 	return cl, src, nil
 }
 
-// TokenStatus reports the OAuth2 state, or nil when OAuth2 is not used.
-func (a *Agent) TokenStatus() (*oauth.Status, error) {
-	c := a.Config()
-	if c.SMTP.Auth != "oauth2" || c.OAuth2.Mode == "" {
-		return nil, nil
-	}
-	_, src, err := a.oauthFor(&c)
-	if err != nil {
-		return nil, err
-	}
-	st := src.Status()
-	return &st, nil
-}
-
 // Interactive reports whether the configured mode needs a person to sign in.
 func (a *Agent) Interactive() (config.Mode, error) {
 	c := a.Config()
@@ -64,26 +51,37 @@ func (a *Agent) Interactive() (config.Mode, error) {
 	return m, nil
 }
 
-// StartAuthorize begins an authorisation-code grant: the address the person
-// opens, and what FinishAuthorize needs.
-func (a *Agent) StartAuthorize() (string, oauth.Pending, error) {
+// Grant is an authorisation-code grant begun by StartAuthorize: the
+// address a person opens to sign in, and the redirect URI the provider
+// sends the browser back to. FinishAuthorize completes it.
+type Grant struct {
+	URL, RedirectURL string
+	pending          oauth.Pending // state and PKCE verifier
+}
+
+// StartAuthorize begins an authorisation-code grant.
+func (a *Agent) StartAuthorize() (Grant, error) {
 	c := a.Config()
 	cl, _, err := a.oauthFor(&c)
 	if err != nil {
-		return "", oauth.Pending{}, err
+		return Grant{}, err
 	}
-	return cl.Start()
+	u, p, err := cl.Start()
+	if err != nil {
+		return Grant{}, err
+	}
+	return Grant{URL: u, RedirectURL: p.RedirectURL, pending: p}, nil
 }
 
-// FinishAuthorize completes the grant from the address the browser was sent
-// to, and stores the tokens.
-func (a *Agent) FinishAuthorize(ctx context.Context, p oauth.Pending, redirected string) (string, error) {
+// FinishAuthorize completes g from the address the browser was sent to
+// (or its query), and stores the tokens.
+func (a *Agent) FinishAuthorize(ctx context.Context, g Grant, redirected string) (string, error) {
 	c := a.Config()
 	cl, src, err := a.oauthFor(&c)
 	if err != nil {
 		return "", err
 	}
-	tok, err := cl.Finish(ctx, p, redirected)
+	tok, err := cl.Finish(ctx, g.pending, redirected)
 	if err != nil {
 		src.AuthorizationFailed(ctx, err)
 		return "", err
@@ -91,9 +89,16 @@ func (a *Agent) FinishAuthorize(ctx context.Context, p oauth.Pending, redirected
 	return a.authorized(ctx, src, &c, tok)
 }
 
-// DeviceAuthorize runs the device-code grant; show is told the code and the
-// address to open.
-func (a *Agent) DeviceAuthorize(ctx context.Context, show func(da *oauth2.DeviceAuthResponse)) (string, error) {
+// DevicePrompt is what a person needs for a device-code sign-in: the
+// address to open on any device, the code to enter there, and until when
+// it works (zero when the provider did not say).
+type DevicePrompt struct {
+	URL, Code string
+	Expiry    time.Time
+}
+
+// DeviceAuthorize runs the device-code grant; show is told the prompt.
+func (a *Agent) DeviceAuthorize(ctx context.Context, show func(DevicePrompt)) (string, error) {
 	c := a.Config()
 	cl, src, err := a.oauthFor(&c)
 	if err != nil {
@@ -103,7 +108,7 @@ func (a *Agent) DeviceAuthorize(ctx context.Context, show func(da *oauth2.Device
 	if err != nil {
 		return "", err
 	}
-	show(da)
+	show(DevicePrompt{URL: da.VerificationURI, Code: da.UserCode, Expiry: da.Expiry})
 	tok, err := cl.DevicePoll(ctx, da)
 	if err != nil {
 		src.AuthorizationFailed(ctx, err)
@@ -180,7 +185,7 @@ func (a *Agent) watchSecret(c *config.Config, src *oauth.Source) {
 	if exp.IsZero() {
 		return
 	}
-	days := int(exp.Sub(a.now()).Hours()/24 + 0.999)
+	days := daysLeft(exp.Time, a.now())
 	level := 0
 	var sev alarm.Severity
 	for _, l := range secretLevels {
@@ -238,6 +243,10 @@ func (a *Agent) Import(kind string, data []byte) error {
 	}
 	return config.Save(a.ConfigPath(), &f.Config)
 }
+
+// PastedParams reads the parameters of the address a browser was sent back
+// to (pasted whole, or its query): state, code or error.
+func PastedParams(pasted string) (url.Values, error) { return oauth.RedirectParams(pasted) }
 
 // ClockUnset says whether the system clock reads a time before the build
 // date, which means it was never set: tokens, signed assertions and

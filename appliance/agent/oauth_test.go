@@ -1,6 +1,6 @@
 package agent
 
-// The token states the agent reports (TokenStatus) when the provider
+// The token states the agent reports (its token source's Status) when the provider
 // refuses the grant, fails for a while, or authorises without a refresh
 // token, against the strict test authorization server.
 
@@ -16,8 +16,6 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
-
-	"golang.org/x/oauth2"
 
 	"mailagent/appliance/config"
 	"mailagent/appliance/oauth"
@@ -153,11 +151,11 @@ keep_access_token = true
 // auth.htm do.
 func (b *oauthBox) authorizePaste() error {
 	b.t.Helper()
-	authURL, p, err := b.a.StartAuthorize()
+	g, err := b.a.StartAuthorize()
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	_, err = b.a.FinishAuthorize(context.Background(), p, b.srv.Authorize(b.t, authURL))
+	_, err = b.a.FinishAuthorize(context.Background(), g, b.srv.Authorize(b.t, g.URL))
 	return err
 }
 
@@ -166,7 +164,7 @@ func (b *oauthBox) authorizeDevice() error {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	_, err := b.a.DeviceAuthorize(ctx, func(da *oauth2.DeviceAuthResponse) { b.srv.ApproveDevice(da.UserCode) })
+	_, err := b.a.DeviceAuthorize(ctx, func(p DevicePrompt) { b.srv.ApproveDevice(p.Code) })
 	return err
 }
 
@@ -179,11 +177,7 @@ func (b *oauthBox) mustAuthorize() {
 
 func (b *oauthBox) status() oauth.Status {
 	b.t.Helper()
-	st, err := b.a.TokenStatus()
-	if err != nil || st == nil {
-		b.t.Fatalf("TokenStatus = %v, %v", st, err)
-	}
-	return *st
+	return b.source().Status()
 }
 
 // flash reads tokens.toml.

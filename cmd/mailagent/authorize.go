@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/oauth2"
-
 	"mailagent/appliance/agent"
 )
 
@@ -55,10 +53,10 @@ var cmdAuthorize = &Command{
 				return &hintedError{fmt.Errorf("mode %s cannot use device sign-in: Google refuses device authorisation for the Gmail mail scope", mode.Name),
 					"run \"mailagent authorize --paste\": open the address in a browser and paste back the address it ends up on"}
 			}
-			account, err = a.DeviceAuthorize(ctx, func(da *oauth2.DeviceAuthResponse) {
-				fmt.Fprintf(env.Stdout, "On any device, open %s and enter the code %s\n", da.VerificationURI, da.UserCode)
-				if !da.Expiry.IsZero() {
-					fmt.Fprintf(env.Stdout, "(the code works until %s; waiting for the sign-in…)\n", da.Expiry.Local().Format("15:04:05"))
+			account, err = a.DeviceAuthorize(ctx, func(p agent.DevicePrompt) {
+				fmt.Fprintf(env.Stdout, "On any device, open %s and enter the code %s\n", p.URL, p.Code)
+				if !p.Expiry.IsZero() {
+					fmt.Fprintf(env.Stdout, "(the code works until %s; waiting for the sign-in…)\n", p.Expiry.Local().Format("15:04:05"))
 				}
 			})
 		default:
@@ -75,20 +73,20 @@ var cmdAuthorize = &Command{
 // pasteAuthorize prints the authorisation address and reads back the
 // address the browser ended up on.
 func pasteAuthorize(ctx context.Context, env *Env, a *agent.Agent) (string, error) {
-	url, pending, err := a.StartAuthorize()
+	g, err := a.StartAuthorize()
 	if err != nil {
 		return "", err
 	}
 	fmt.Fprintln(env.Stdout, "1. Open this address in a browser and sign in:")
-	fmt.Fprintf(env.Stdout, "\n%s\n\n", url)
-	fmt.Fprintf(env.Stdout, "2. The browser then goes to %s. If that page does not load, that is fine:\n", pending.RedirectURL)
+	fmt.Fprintf(env.Stdout, "\n%s\n\n", g.URL)
+	fmt.Fprintf(env.Stdout, "2. The browser then goes to %s. If that page does not load, that is fine:\n", g.RedirectURL)
 	fmt.Fprintln(env.Stdout, "   copy the whole address from the browser's address bar and paste it here.")
 	fmt.Fprint(env.Stdout, "address: ")
 	line, err := readLine(ctx, env)
 	if err != nil {
 		return "", fmt.Errorf("reading the pasted address: %w", err)
 	}
-	return a.FinishAuthorize(ctx, pending, strings.TrimSpace(line))
+	return a.FinishAuthorize(ctx, g, strings.TrimSpace(line))
 }
 
 func readLine(ctx context.Context, env *Env) (string, error) {

@@ -31,6 +31,7 @@ import (
 	"testing"
 	"time"
 
+	"mailagent/appliance/agent"
 	"mailagent/appliance/config"
 	"mailagent/appliance/oauth"
 	"mailagent/appliance/oauthtest"
@@ -271,10 +272,10 @@ func (b *cliBox) mustAuthorize(how string) {
 func (b *cliBox) pause() { time.Sleep(1100 * time.Millisecond) }
 
 // statusJSON runs "status --json".
-func (b *cliBox) statusJSON() statusReport {
+func (b *cliBox) statusJSON() agent.Status {
 	b.t.Helper()
 	r := b.ok("status", "--json")
-	var s statusReport
+	var s agent.Status
 	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil {
 		b.t.Fatalf("status --json does not parse: %v\n%s", err, r.stdout)
 	}
@@ -343,8 +344,8 @@ func TestReauthRequiredOnTheCommandLine(t *testing.T) {
 				t.Errorf("status: hint lacks %q:\n%s", tt.wantHint, st)
 			}
 			js := b.statusJSON().OAuth2
-			if js.State != oauth.StateReauthRequired || !strings.Contains(js.Hint, tt.wantHint) || !strings.HasPrefix(statusLine(st, "last error"), js.LastError) {
-				t.Errorf("status --json: state %q, last error %q, hint %q", js.State, js.LastError, js.Hint)
+			if js.State != oauth.StateReauthRequired || !strings.Contains(js.Fix, tt.wantHint) || !strings.HasPrefix(statusLine(st, "last error"), js.LastError) {
+				t.Errorf("status --json: state %q, last error %q, hint %q", js.State, js.LastError, js.Fix)
 			}
 			for _, w := range tt.wantError {
 				if !strings.Contains(js.LastError, w) {
@@ -365,7 +366,7 @@ func TestReauthRequiredOnTheCommandLine(t *testing.T) {
 			if statusLine(st, "state") != oauth.StateOK || statusLine(st, "last error") != "" || statusLine(st, "hint") != "" {
 				t.Errorf("status after a new authorisation:\n%s", st)
 			}
-			if js := b.statusJSON().OAuth2; js.State != oauth.StateOK || js.LastError != "" || js.Hint != "" || !js.HasRefreshToken {
+			if js := b.statusJSON().OAuth2; js.State != oauth.StateOK || js.LastError != "" || js.Fix != "" || !js.HasRefreshToken {
 				t.Errorf("status --json after a new authorisation: %+v", js)
 			}
 			if v := b.srv.Violations(); len(v) != 0 {
@@ -450,7 +451,7 @@ func TestNoRefreshTokenOnTheCommandLine(t *testing.T) {
 			if state := statusLine(st, "state"); state == oauth.StateOK || state == "not_authorised" || !strings.Contains(statusLine(st, "hint"), tt.wantFix) {
 				t.Errorf("status after an authorisation without a refresh token:\n%s", st)
 			}
-			if js := b.statusJSON().OAuth2; js.State != oauth.StateError || !strings.Contains(js.Hint, tt.wantFix) || js.HasRefreshToken {
+			if js := b.statusJSON().OAuth2; js.State != oauth.StateError || !strings.Contains(js.Fix, tt.wantFix) || js.HasRefreshToken {
 				t.Errorf("status --json after an authorisation without a refresh token: %+v", js)
 			}
 			b.mustAuthorize("paste")

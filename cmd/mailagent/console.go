@@ -24,7 +24,7 @@ var cmdConsole = &Command{
 		if err != nil {
 			return err
 		}
-		o := consoleOptions(env, agent.NewWebUI(a), nil)
+		o := consoleOptions(env, agent.NewAdmin(a), nil)
 		o.Where = "this terminal"
 		raw := false
 		if in, ok := env.Stdin.(*os.File); ok {

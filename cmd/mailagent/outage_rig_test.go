@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"mailagent/appliance/agent"
 	"mailagent/appliance/testrig"
 	"mailagent/console/ptytest"
 )
@@ -47,10 +48,10 @@ func TestOutageAndRejection(t *testing.T) {
 		mustRun(t, nil, "--data", data, "alarm", "--severity", sev, "--code", codes[i], "--source", "psu", "alarm during the outage")
 	}
 	first := waitQueue(t, data, "a failed try", func(q queueReport) bool { return q.Failures >= 1 })
-	if !strings.Contains(first.Failing, "connection refused") || first.Since == nil || first.NextTry == nil {
+	if !strings.Contains(first.Failing, "connection refused") || first.FailingSince == nil || first.NextTry == nil {
 		t.Fatalf("status while the server is down: %+v", first)
 	}
-	firstWait := first.NextTry.Sub(*first.Since)
+	firstWait := first.NextTry.Sub(*first.FailingSince)
 	// A try now (queue flush) fails too and waits longer: 30 s doubling,
 	// each ±20 %, so the second wait is over 48 s and the first under 36 s.
 	mustRun(t, nil, "--data", data, "queue", "flush")
@@ -106,18 +107,24 @@ func TestOutageAndRejection(t *testing.T) {
 // minute) and returns the queue part.
 func waitQueue(t *testing.T, data, what string, cond func(queueReport) bool) queueReport {
 	t.Helper()
-	var r statusReport
+	var r agent.Status
 	for range 300 {
 		if err := json.Unmarshal([]byte(mustRun(t, nil, "--data", data, "status", "--json")), &r); err != nil {
 			t.Fatal(err)
 		}
-		if cond(r.Queue) {
-			return r.Queue
+		if q := (queueReport{r.Queue, r.Delivery}); cond(q) {
+			return q
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	t.Fatalf("waited a minute for %s; status: %+v", what, r.Queue)
+	t.Fatalf("waited a minute for %s; status: %+v %+v", what, r.Queue, r.Delivery)
 	return queueReport{}
+}
+
+// queueReport is what status says of the queue and the delivery.
+type queueReport struct {
+	agent.QueueReport
+	agent.DeliveryReport
 }
 
 // proxy forwards TCP connections from addr to target while it is up; while

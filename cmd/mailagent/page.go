@@ -12,7 +12,7 @@ import (
 
 // adminPage is the web page: the admin page, auth.htm and the API, with
 // the alarm endpoints. login tells the administrator how to log in.
-func adminPage(backend *agent.WebUI, env *Env, c *config.Config, alarms http.Handler) (page http.Handler, login string, err error) {
+func adminPage(backend *agent.Admin, env *Env, c *config.Config, alarms http.Handler) (page http.Handler, login string, err error) {
 	setupCode := ""
 	login = "a password is set: log in with the admin password"
 	if backend.PasswordHash() == "" {

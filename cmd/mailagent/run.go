@@ -55,7 +55,7 @@ var cmdRun = &Command{
 		}
 		user, password := a.AlarmCredentials()
 		alarms := webui.AlarmHandler(webui.AlarmOptions{Sink: a.Accept, User: user, Password: password, Log: env.Log})
-		backend := agent.NewWebUI(a) // one for the page and the console: it orders their changes
+		backend := agent.NewAdmin(a) // one for the page and the console: it orders their changes
 		page, login, err := adminPage(backend, env, &c, alarms)
 		if err != nil {
 			ln.Close()

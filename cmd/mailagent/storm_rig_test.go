@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"mailagent/appliance/agent"
 	"mailagent/appliance/alarm"
 	"mailagent/appliance/testrig"
 )
@@ -214,11 +215,15 @@ type stormQueue struct {
 
 func stormQueues(t *testing.T, data string) stormQueue {
 	t.Helper()
-	var st struct{ Queue stormQueue }
+	var st agent.Status
 	if err := json.Unmarshal([]byte(mustRun(t, nil, "--data", data, "status", "--json")), &st); err != nil {
 		t.Fatalf("status --json: %v", err)
 	}
-	return st.Queue
+	q := stormQueue{Memory: st.Queue.Memory, Spooled: st.Queue.Spooled, Dropped: st.Queue.Dropped}
+	if st.Delivery.LastMail != nil {
+		q.LastMail = st.Delivery.LastMail.Format(time.RFC3339)
+	}
+	return q
 }
 
 // droppedCount adds up the Dropped text, "3 major, 40 info".

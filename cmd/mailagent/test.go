@@ -31,7 +31,7 @@ var cmdTest = &Command{
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(env.Stdout, "ok: the server accepted the mail (%d %s)\n", reply.Code, reply.Text)
+		fmt.Fprintf(env.Stdout, "ok: the server accepted the mail (%s)\n", reply)
 		return nil
 	},
 }

@@ -208,8 +208,9 @@
       var s = r.body;
       if (r.status !== 200) { dl([['status', failText(s), 'bad']]); return; }
       var rows = [];
+      var q = s.queue || {}, d = s.delivery || {}, t = s.oauth2;
       rows.push(['agent', s.agent_running ? 'running on board ' + s.board : 'not running', s.agent_running ? 'ok' : 'bad']);
-      if (s.clock) rows.push(['clock', s.clock, 'bad']);
+      if (s.clock !== 'ok') rows.push(['clock', s.clock, 'bad']);
       (s.warnings || []).forEach(function (w) { rows.push(['warning', w, 'warn']); });
       if (s.problems && s.problems.length) {
         rows.push(['configuration', 'mail cannot be sent yet: ' + s.problems.map(function (p) { return (p.key ? p.key + ': ' : '') + p.message; }).join('; '), 'bad']);
@@ -217,7 +218,6 @@
         rows.push(['configuration', 'ok: mail goes from ' + s.mail_from + ' to ' + (s.mail_to || []).join(', ') + ' through ' + s.smtp_server, 'ok']);
       }
       rows.push(['authentication', s.auth]);
-      var t = s.token;
       if (t) {
         rows.push(['token', t.summary + (t.mode ? ' (mode ' + t.mode + ')' : ''), t.state === 'ok' && t.summary.indexOf('not') !== 0 ? 'ok' : 'bad']);
         if (t.expiry) rows.push(['token expires', when(t.expiry)]);
@@ -225,16 +225,16 @@
         if (t.next_try) rows.push(['next token try', when(t.next_try)]);
         if (t.fix) rows.push(['what to do', t.fix, 'warn']);
       }
-      rows.push(['last alarm mail', s.last_mail ? when(s.last_mail) + ': ' + s.last_reply : 'none since the agent started']);
-      if (s.failing) {
-        rows.push(['delivery', 'FAILING: ' + s.failing + (s.failures ? ' (' + s.failures + ' tries in a row)' : ''), 'bad']);
-        if (s.hint) rows.push(['what to do', s.hint, 'warn']);
-        if (s.next_try) rows.push(['next try', when(s.next_try)]);
+      rows.push(['last alarm mail', d.last_mail ? when(d.last_mail) + ': ' + d.last_reply : 'none since the agent started']);
+      if (d.failing) {
+        rows.push(['delivery', 'FAILING: ' + d.failing + (d.failures ? ' (' + d.failures + ' tries in a row)' : ''), 'bad']);
+        if (d.hint) rows.push(['what to do', d.hint, 'warn']);
+        if (d.next_try) rows.push(['next try', when(d.next_try)]);
       }
-      rows.push(['queue', s.memory + ' in memory, ' + s.spooled + ' on flash' + (s.oldest ? ', oldest ' + when(s.oldest) : '')]);
-      if (s.dropped) rows.push(['dropped', s.dropped + ' (not yet reported)', 'warn']);
-      if (s.set_aside) rows.push(['damaged', s.set_aside + ' spool records could not be read and are kept as spool/*.bad (newest ' + s.newest_bad + '): look at them, then delete them', 'warn']);
-      if (s.secret_expires) rows.push(['client secret', 'expires ' + s.secret_expires + ' (' + s.secret_days_left + ' days)' + (s.secret_note ? ': ' + s.secret_note : ''), s.secret_note ? 'warn' : '']);
+      rows.push(['queue', q.memory + ' in memory, ' + q.spooled + ' on flash' + (q.oldest ? ', oldest ' + when(q.oldest) : '')]);
+      if (q.dropped) rows.push(['dropped', q.dropped + ' (not yet reported)', 'warn']);
+      if (q.set_aside) rows.push(['damaged', q.set_aside + ' spool records could not be read and are kept as spool/*.bad (newest ' + q.newest_bad + '): look at them, then delete them', 'warn']);
+      if (t && t.secret_expires) rows.push(['client secret', 'expires ' + t.secret_expires + ' (' + t.secret_days_left + ' days)' + (t.secret_note ? ': ' + t.secret_note : ''), t.secret_note ? 'warn' : '']);
       dl(rows);
     });
   }

@@ -13,7 +13,7 @@ import (
 	"mailagent/board"
 )
 
-func newWebUIForTest(t *testing.T, doc string) (*WebUI, string) {
+func newAdminForTest(t *testing.T, doc string) (*Admin, string) {
 	t.Helper()
 	dir := t.TempDir()
 	if doc != "" {
@@ -25,12 +25,12 @@ func newWebUIForTest(t *testing.T, doc string) (*WebUI, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return NewWebUI(a), dir
+	return NewAdmin(a), dir
 }
 
-func TestWebUIUpdateConfig(t *testing.T) {
+func TestAdminUpdateConfig(t *testing.T) {
 	const doc = "[mail]\nfrom = \"box@example.test\"\n"
-	w, dir := newWebUIForTest(t, doc)
+	w, dir := newAdminForTest(t, doc)
 	path := filepath.Join(dir, config.FileName)
 
 	refused := errors.New("refused")
@@ -72,8 +72,8 @@ func TestWebUIUpdateConfig(t *testing.T) {
 	}
 }
 
-func TestPageStatusOnlyReads(t *testing.T) {
-	w, dir := newWebUIForTest(t, "")
+func TestStatusOnlyReads(t *testing.T) {
+	w, dir := newAdminForTest(t, "")
 	st := w.Status(context.Background())
 	if st.Running || len(st.Problems) == 0 || st.Problems[0].Key != "" {
 		t.Errorf("status of a new box: %+v; want not running, and first the missing file", st)
@@ -107,7 +107,7 @@ func TestRecentAlarms(t *testing.T) {
 }
 
 func TestWebUIFinishUnknownState(t *testing.T) {
-	w, dir := newWebUIForTest(t, "")
+	w, dir := newAdminForTest(t, "")
 	_, err := w.FinishAuthorize(context.Background(), "never-started", "?code=c&state=never-started")
 	var ae *AuthorizeError
 	if !errors.As(err, &ae) || ae.Hint == "" {
