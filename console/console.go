@@ -308,6 +308,9 @@ func Banner(st agent.Status) string {
 	if t := st.OAuth2; t != nil && t.Fix != "" {
 		fmt.Fprintf(&b, "!! OAuth2: %s\n!!   %s\n", t.Summary, t.Fix)
 	}
+	if t := st.OAuth2; t != nil && t.SecretNote != "" && t.SecretDaysLeft != nil {
+		fmt.Fprintf(&b, "!! OAuth2 client secret expires %s (%s): %s\n", t.SecretExpires, plural(*t.SecretDaysLeft, "day"), t.SecretNote)
+	}
 	if len(st.Problems) > 0 {
 		keys := make([]string, 0, len(st.Problems))
 		for _, p := range st.Problems {
