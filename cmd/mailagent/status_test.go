@@ -62,8 +62,8 @@ redirect_url = "https://box.example.test/auth.htm"
 		name   string
 		config string // "" for none
 		tokens string
-		run    bool   // the agent runs, and one alarm is raised
-		queue  int    // alarms put on flash with the agent stopped
+		run    bool // the agent runs, and one alarm is raised
+		queue  int  // alarms put on flash with the agent stopped
 		check  func(t *testing.T, st *agent.Status)
 		banner []string // what the console's banner says
 		text   []string // what "mailagent status" says
