@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -154,18 +153,6 @@ func agentLog(t *testing.T) *os.File {
 func logText(f *os.File) string {
 	b, _ := os.ReadFile(f.Name())
 	return string(b)
-}
-
-// closedPort returns a TCP port on 127.0.0.1 that nothing listens on (it
-// was free a moment ago).
-func closedPort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // fileState is what a write changes in a file or directory.

@@ -312,7 +312,8 @@ func marshal(t *testing.T, v any) string {
 	return string(b)
 }
 
-// closedPort is a TCP port on 127.0.0.1 that nothing listens on.
+// closedPort returns a TCP port on 127.0.0.1 that nothing listens on (it
+// was free a moment ago).
 func closedPort(t *testing.T) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
