@@ -154,6 +154,8 @@ func (a *Agent) Status(ctx context.Context) Status {
 			if len(q.Spooled) > 0 {
 				s.Queue.Oldest = timeOrNil(q.Spooled[0].Time)
 			}
+		} else {
+			s.Warnings = append(s.Warnings, "the alarm queue on flash cannot be read: "+err.Error())
 		}
 	}
 	if live != nil {
