@@ -376,6 +376,37 @@ func TestConfigAPI(t *testing.T) {
 	}
 }
 
+// TestConfigAPIRefusesTenantCommon shows Save judging the tenant as
+// config check does: common or consumers, in any case, cannot go with
+// microsoft365, whether the change sets the tenant or the mode.
+func TestConfigAPIRefusesTenantCommon(t *testing.T) {
+	for _, tenant := range []string{"common", "Common", "COMMON", "Consumers"} {
+		t.Run(tenant, func(t *testing.T) {
+			fb := newFakeBackend(testCheapHash(t))
+			p := newPage(t, fb, Options{})
+			br := p.loggedIn()
+			post := func(v any) (*http.Response, apiError) {
+				b, _ := json.Marshal(v)
+				resp := p.do(br, "POST", "https://box.example.test/api/config", "application/json", string(b), true)
+				return resp, decode[apiError](t, resp)
+			}
+			resp, e := post(map[string]any{"set": map[string]string{"oauth2.mode": "microsoft365", "oauth2.tenant": tenant}})
+			if resp.StatusCode != 400 || !strings.Contains(e.Errors["oauth2.tenant"], "cannot use tenant") || fb.saves != 0 {
+				t.Fatalf("mode microsoft365 with tenant %s = %d %v (%d saves); want 400 naming oauth2.tenant, nothing saved", tenant, resp.StatusCode, e.Errors, fb.saves)
+			}
+			// the tenant alone is saved (no mode, nothing to judge it by);
+			// the mode that cannot use it is refused by the tenant's name
+			if resp, e := post(map[string]any{"set": map[string]string{"oauth2.tenant": tenant}}); resp.StatusCode != 200 {
+				t.Fatalf("tenant %s alone = %d %v; want saved", tenant, resp.StatusCode, e)
+			}
+			resp, e = post(map[string]any{"set": map[string]string{"oauth2.mode": "microsoft365"}})
+			if resp.StatusCode != 400 || e.Errors["oauth2.tenant"] == "" || fb.cfg.OAuth2.Mode != "" {
+				t.Errorf("mode microsoft365 onto tenant %s = %d %v (mode %q); want 400 naming oauth2.tenant, mode not saved", tenant, resp.StatusCode, e.Errors, fb.cfg.OAuth2.Mode)
+			}
+		})
+	}
+}
+
 func TestModeFields(t *testing.T) {
 	for _, m := range config.Modes {
 		fields := modeFields(m)
