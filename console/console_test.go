@@ -177,6 +177,27 @@ func TestCommitRefusesAProblemItBrings(t *testing.T) {
 	}
 }
 
+// TestCommitRefusesTenantCommon shows commit judging the tenant as config
+// check does: common or consumers, in any case, cannot go with
+// microsoft365, whether the change sets the tenant or the mode.
+func TestCommitRefusesTenantCommon(t *testing.T) {
+	for _, tenant := range []string{"common", "Common", "COMMON", "Consumers"} {
+		t.Run(tenant, func(t *testing.T) {
+			f := newFixture(t)
+			out := f.talk(t, "set oauth2.mode microsoft365\nset oauth2.tenant "+tenant+"\ncommit\n", false)
+			wantIn(t, out, `error: oauth2.tenant: mode microsoft365 (password grant) cannot use tenant "`+tenant+`"`, "nothing was saved")
+			if _, ok := f.saved(t); ok {
+				t.Fatalf("the refused commit wrote mailagent.toml:\n%s", out)
+			}
+			out = f.talk(t, "set oauth2.tenant "+tenant+"\ncommit\nset oauth2.mode microsoft365\ncommit\n", false)
+			wantIn(t, out, "ok: 1 change saved", "error: oauth2.tenant: ", "nothing was saved")
+			if file, _ := f.saved(t); file.Config.OAuth2.Mode != "" || file.Config.OAuth2.Tenant != tenant {
+				t.Errorf("after the refused commit the file has mode %q, tenant %q; want no mode, tenant %s", file.Config.OAuth2.Mode, file.Config.OAuth2.Tenant, tenant)
+			}
+		})
+	}
+}
+
 func TestLineEditingOnARawLine(t *testing.T) {
 	f := newFixture(t)
 	// Backspace, Delete, Ctrl-U, a cursor key and CR LF, as a terminal sends them.

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -314,10 +315,19 @@ func TestConfigAPI(t *testing.T) {
 		t.Fatalf("a refused change was saved")
 	}
 
-	// a change that breaks another key is refused: oauth2 without a mode
+	// a key still to be set does not block: oauth2 before its mode is
+	// saved, and the mode is listed as missing (then undone)
 	resp = post(map[string]any{"set": map[string]string{"mail.from": "box@example.test", "smtp.auth": "oauth2"}})
-	if e := decode[apiError](t, resp); resp.StatusCode != 400 || e.Errors["oauth2.mode"] == "" {
-		t.Errorf("smtp.auth=oauth2 without a mode = %d %v; want 400 naming oauth2.mode", resp.StatusCode, e.Errors)
+	saved := decode[struct {
+		Saved    bool
+		Problems []agent.KeyProblem
+	}](t, resp)
+	if resp.StatusCode != 200 || !saved.Saved || !slices.ContainsFunc(saved.Problems, func(p agent.KeyProblem) bool { return p.Key == "oauth2.mode" }) {
+		t.Errorf("smtp.auth=oauth2 without a mode = %d %+v; want saved, naming oauth2.mode as still missing", resp.StatusCode, saved)
+	}
+	post(map[string]any{"unset": []string{"smtp.auth"}})
+	if fb.cfg.SMTP.Auth != "" {
+		t.Fatalf("smtp.auth not unset")
 	}
 
 	// a good partial change is saved; what was missing before is listed
@@ -372,6 +382,37 @@ func TestConfigAPI(t *testing.T) {
 	resp = p.do(br, "POST", "https://box.example.test/api/config", "application/json", `{"sett":{}}`, true)
 	if resp.StatusCode != 400 {
 		t.Errorf("unknown field = %d; want 400", resp.StatusCode)
+	}
+}
+
+// TestConfigAPIRefusesTenantCommon shows Save judging the tenant as
+// config check does: common or consumers, in any case, cannot go with
+// microsoft365, whether the change sets the tenant or the mode.
+func TestConfigAPIRefusesTenantCommon(t *testing.T) {
+	for _, tenant := range []string{"common", "Common", "COMMON", "Consumers"} {
+		t.Run(tenant, func(t *testing.T) {
+			fb := newFakeBackend(testCheapHash(t))
+			p := newPage(t, fb, Options{})
+			br := p.loggedIn()
+			post := func(v any) (*http.Response, apiError) {
+				b, _ := json.Marshal(v)
+				resp := p.do(br, "POST", "https://box.example.test/api/config", "application/json", string(b), true)
+				return resp, decode[apiError](t, resp)
+			}
+			resp, e := post(map[string]any{"set": map[string]string{"oauth2.mode": "microsoft365", "oauth2.tenant": tenant}})
+			if resp.StatusCode != 400 || !strings.Contains(e.Errors["oauth2.tenant"], "cannot use tenant") || fb.saves != 0 {
+				t.Fatalf("mode microsoft365 with tenant %s = %d %v (%d saves); want 400 naming oauth2.tenant, nothing saved", tenant, resp.StatusCode, e.Errors, fb.saves)
+			}
+			// the tenant alone is saved (no mode, nothing to judge it by);
+			// the mode that cannot use it is refused by the tenant's name
+			if resp, e := post(map[string]any{"set": map[string]string{"oauth2.tenant": tenant}}); resp.StatusCode != 200 {
+				t.Fatalf("tenant %s alone = %d %v; want saved", tenant, resp.StatusCode, e)
+			}
+			resp, e = post(map[string]any{"set": map[string]string{"oauth2.mode": "microsoft365"}})
+			if resp.StatusCode != 400 || e.Errors["oauth2.tenant"] == "" || fb.cfg.OAuth2.Mode != "" {
+				t.Errorf("mode microsoft365 onto tenant %s = %d %v (mode %q); want 400 naming oauth2.tenant, mode not saved", tenant, resp.StatusCode, e.Errors, fb.cfg.OAuth2.Mode)
+			}
+		})
 	}
 }
 

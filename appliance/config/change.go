@@ -23,11 +23,20 @@ type Change struct {
 
 // Apply makes the change on c, the configuration as written, and judges
 // the result with board p's defaults filled in. errs, by key, are what
-// must block the change: a value that does not parse, an unknown or
-// refused key, a problem with a key the change touches, and a problem the
-// change brings to any other key. remaining are the problems c had before
-// that the change does not touch: they do not block it. When errs is not
-// empty, c is half changed and must be thrown away.
+// must block the change:
+//   - a value that does not parse, an unknown or a refused key;
+//   - a wrong value (Validate) of a key the change touches, or one the
+//     change brings to any other key;
+//   - a needed value the change takes away: a key, or a default, that
+//     had a value and is now missing (KeyError.Missing).
+//
+// remaining are the problems that do not block it: those c had before
+// that the change does not touch, and keys that are needed but were not
+// set before either, so that a configuration can be built up one change
+// at a time (smtp.auth = oauth2 before the mode, the mode before its
+// keys). When errs is not empty, c is half changed and must be thrown
+// away. The web page's Save, the console's commit and config set and
+// unset all judge their changes with Apply.
 func (ch Change) Apply(c *Config, p board.Profile) (errs map[string]string, remaining Problems) {
 	errs = map[string]string{}
 	before := c.WithDefaults(p)
@@ -90,7 +99,11 @@ func (ch Change) Apply(c *Config, p board.Profile) (errs map[string]string, rema
 	if prob, ok := AsProblems(Validate(&after)); ok {
 		for _, e := range prob {
 			msg := e.Err.Error()
-			if touched[e.Key] || !had[e.Key+"\x00"+msg] {
+			blocks := touched[e.Key] || !had[e.Key+"\x00"+msg]
+			if len(e.Missing) > 0 {
+				blocks = tookAway(e.Missing, &before)
+			}
+			if blocks {
 				if _, ok := errs[e.Key]; ok && !parsed {
 					continue // its value did not parse: that says enough
 				}
@@ -104,4 +117,15 @@ func (ch Change) Apply(c *Config, p board.Profile) (errs map[string]string, rema
 		}
 	}
 	return errs, remaining
+}
+
+// tookAway reports whether any of keys has a value in before: a problem
+// that they are missing now was brought by the change.
+func tookAway(keys []string, before *Config) bool {
+	for _, name := range keys {
+		if k, err := LookupKey(name); err == nil && k.IsSet(before) {
+			return true
+		}
+	}
+	return false
 }

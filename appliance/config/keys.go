@@ -282,6 +282,13 @@ func Sections() []string {
 type KeyError struct {
 	Key string
 	Err error
+	// Missing is set when the problem is that a value is needed and not
+	// set: it lists the keys any one of which would supply it (Key, and
+	// its alternatives: "client_secret or private_key"). The
+	// configuration is then incomplete rather than wrong, and a change may
+	// leave it so for a later one (see Change.Apply). Missing is empty
+	// when a value is wrong.
+	Missing []string
 }
 
 func (e *KeyError) Error() string { return e.Key + ": " + e.Err.Error() }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/mail"
-	"net/url"
 	"strconv"
 	"strings"
 )
@@ -39,7 +38,9 @@ func Validate(c *Config) error {
 	var v validator
 	v.mail(c)
 	v.smtp(c)
-	v.oauth2(c)
+	if c.OAuth2.Mode != "" || c.SMTP.Auth == "oauth2" {
+		v.oauth2(c) // see ValidateOAuth2
+	}
 	v.alarms(c)
 	v.listeners(c)
 	if len(v) == 0 {
@@ -52,6 +53,15 @@ type validator []*KeyError
 
 func (v *validator) add(key, format string, args ...any) {
 	*v = append(*v, &KeyError{Key: key, Err: fmt.Errorf(format, args...)})
+}
+
+// missing adds a problem of a needed key that is not set; alts are the
+// keys any one of which would do (nil: key alone).
+func (v *validator) missing(key string, alts []string, format string, args ...any) {
+	if alts == nil {
+		alts = []string{key}
+	}
+	*v = append(*v, &KeyError{Key: key, Err: fmt.Errorf(format, args...), Missing: alts})
 }
 
 func (v *validator) address(key, addr string) {
@@ -67,12 +77,12 @@ func (v *validator) address(key, addr string) {
 
 func (v *validator) mail(c *Config) {
 	if c.Mail.From == "" {
-		v.add("mail.from", "not set: the sender address of alarm mails is needed")
+		v.missing("mail.from", nil, "not set: the sender address of alarm mails is needed")
 	} else {
 		v.address("mail.from", c.Mail.From)
 	}
 	if len(c.Mail.To) == 0 {
-		v.add("mail.to", "not set: at least one recipient address is needed")
+		v.missing("mail.to", nil, "not set: at least one recipient address is needed")
 	}
 	for _, to := range c.Mail.To {
 		v.address("mail.to", to)
@@ -90,7 +100,7 @@ func (v *validator) mail(c *Config) {
 func (v *validator) smtp(c *Config) {
 	s := c.SMTP
 	if s.Host == "" {
-		v.add("smtp.host", "not set: the name of the submission server is needed (for example smtp.example.com)")
+		v.missing("smtp.host", nil, "not set: the name of the submission server is needed (for example smtp.example.com)")
 	} else if strings.ContainsAny(s.Host, " /:\r\n") && net.ParseIP(s.Host) == nil {
 		v.add("smtp.host", "%q is not a host name", s.Host)
 	}
@@ -108,14 +118,10 @@ func (v *validator) smtp(c *Config) {
 	switch s.Auth {
 	case "password":
 		if s.User == "" {
-			v.add("smtp.user", "not set: password authentication needs a user name")
+			v.missing("smtp.user", nil, "not set: password authentication needs a user name")
 		}
 		if !s.Password.IsSet() {
-			v.add("smtp.password", "not set: password authentication needs a password")
-		}
-	case "oauth2":
-		if c.OAuth2.Mode == "" {
-			v.add("oauth2.mode", "not set: auth = \"oauth2\" needs an OAuth2 mode (%s)", strings.Join(ModeNames(), ", "))
+			v.missing("smtp.password", nil, "not set: password authentication needs a password")
 		}
 	}
 	if s.Auth != "none" && s.TLS == "none" {
@@ -123,48 +129,6 @@ func (v *validator) smtp(c *Config) {
 	}
 	if strings.ContainsAny(s.HELO, " \r\n") {
 		v.add("smtp.helo", "%q is not a host name", s.HELO)
-	}
-}
-
-func (v *validator) oauth2(c *Config) {
-	o := c.OAuth2
-	if o.Mode == "" {
-		return
-	}
-	m, ok := LookupMode(o.Mode)
-	if !ok {
-		v.add("oauth2.mode", "%q is not a mode (%s)", o.Mode, strings.Join(ModeNames(), ", "))
-		return
-	}
-	for _, need := range m.Needs {
-		alts := strings.Split(need, "|")
-		set := false
-		for _, a := range alts {
-			if c.isSet(a) {
-				set = true
-			}
-		}
-		if !set {
-			v.add(alts[0], "not set: mode %s needs %s", o.Mode, strings.Join(alts, " or "))
-		}
-	}
-	if m.Microsoft && o.Mode == "microsoft365" && (o.Tenant == "common" || o.Tenant == "consumers") {
-		v.add("oauth2.tenant", "mode microsoft365 cannot use tenant %q: set the tenant ID or domain (or organizations)", o.Tenant)
-	}
-	for _, k := range []struct{ key, val string }{
-		{"oauth2.authority", o.Authority}, {"oauth2.auth_url", o.AuthURL}, {"oauth2.token_url", o.TokenURL},
-		{"oauth2.device_auth_url", o.DeviceAuthURL}, {"oauth2.redirect_url", o.RedirectURL},
-	} {
-		if k.val == "" {
-			continue
-		}
-		u, err := url.Parse(k.val)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			v.add(k.key, "%q is not an http(s) URL", k.val)
-		}
-	}
-	if o.LoginHint != "" && strings.ContainsAny(o.LoginHint, "\r\n ") {
-		v.add("oauth2.login_hint", "%q is not an account name", o.LoginHint)
 	}
 }
 
@@ -206,11 +170,14 @@ func (v *validator) listeners(c *Config) {
 			}
 		}
 	}
-	if (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == "") {
-		v.add("http.tls_key", "tls_cert and tls_key go together: set both or neither")
+	switch {
+	case c.HTTP.TLSCert != "" && c.HTTP.TLSKey == "":
+		v.missing("http.tls_key", nil, "not set: tls_cert needs the file of its key (set both or neither)")
+	case c.HTTP.TLSKey != "" && c.HTTP.TLSCert == "":
+		v.missing("http.tls_cert", nil, "not set: tls_key needs the file of its certificate (set both or neither)")
 	}
 	if c.HTTP.AlarmUser != "" && !c.HTTP.AlarmPassword.IsSet() {
-		v.add("http.alarm_password", "not set: alarm_user needs a password")
+		v.missing("http.alarm_password", nil, "not set: alarm_user needs a password")
 	}
 	if c.Console.Baud < 0 {
 		v.add("console.baud", "%d is not a speed", c.Console.Baud)

@@ -67,38 +67,18 @@ const (
 	requestTimeout = 30 * time.Second
 )
 
-// NewClient checks that the configuration has what its mode needs (every
+// NewClient checks the configuration with config.ValidateOAuth2 (every
 // missing or wrong key is named, as config.Problems) and parses the private
-// key and certificate once.
+// key and certificate once; what does not parse is named the same way.
 func NewClient(o ClientOptions) (*Client, error) {
 	if o.Config == nil {
 		return nil, errors.New("oauth: no configuration")
 	}
 	oc := o.Config.OAuth2
-	var probs config.Problems
-	add := func(key, format string, args ...any) {
-		probs = append(probs, &config.KeyError{Key: key, Err: fmt.Errorf(format, args...)})
-	}
-	if oc.Mode == "" {
-		add("oauth2.mode", "not set: choose one of %s", strings.Join(config.ModeNames(), ", "))
-		return nil, probs
-	}
+	probs := config.ValidateOAuth2(o.Config)
 	mode, ok := config.LookupMode(oc.Mode)
 	if !ok {
-		add("oauth2.mode", "%q is not a mode (%s)", oc.Mode, strings.Join(config.ModeNames(), ", "))
-		return nil, probs
-	}
-	for _, need := range mode.Needs {
-		alts := strings.Split(need, "|")
-		set := false
-		for _, a := range alts {
-			if k, err := config.LookupKey(a); err == nil && k.IsSet(o.Config) {
-				set = true
-			}
-		}
-		if !set {
-			add(alts[0], "not set: mode %s needs %s", mode.Name, strings.Join(alts, " or "))
-		}
+		return nil, probs // no mode, or not one: ValidateOAuth2 says which
 	}
 	c := &Client{
 		cfg:       oc,
@@ -122,21 +102,9 @@ func NewClient(o ClientOptions) (*Client, error) {
 	}
 	if mode.Microsoft {
 		c.scopes = smtpScopeFirst(c.scopes)
-		if mode.Name == "microsoft365" && (strings.EqualFold(oc.Tenant, "common") || strings.EqualFold(oc.Tenant, "consumers")) {
-			add("oauth2.tenant", "mode microsoft365 (password grant) cannot use tenant %q: set the tenant ID or domain (or organizations), or use mode microsoft-app", oc.Tenant)
-		}
 	}
-	if oc.TokenURL != "" {
-		if tu, err := url.Parse(oc.TokenURL); err != nil || (tu.Scheme != "https" && tu.Scheme != "http") || tu.Host == "" {
-			add("oauth2.token_url", "%q is not an http(s) URL", oc.TokenURL)
-		} else {
-			c.tokenURL = tu
-		}
-	}
-	if mode.Interactive && oc.AuthURL != "" {
-		if au, err := url.Parse(oc.AuthURL); err != nil || (au.Scheme != "https" && au.Scheme != "http") || au.Host == "" {
-			add("oauth2.auth_url", "%q is not an http(s) URL", oc.AuthURL)
-		}
+	if tu, err := url.Parse(oc.TokenURL); err == nil && oc.TokenURL != "" {
+		c.tokenURL = tu
 	}
 	c.redirectURL = oc.RedirectURL
 	if c.redirectURL == "" && o.Config.HTTP.BaseURL != "" {
@@ -151,10 +119,6 @@ func NewClient(o ClientOptions) (*Client, error) {
 	if oc.PrivateKey.IsSet() {
 		switch mode.Name {
 		case "private-key-jwt", "microsoft-app":
-			if mode.Name == "microsoft-app" && oc.Certificate == "" {
-				add("oauth2.certificate", "not set: mode microsoft-app with a private key needs the certificate uploaded to the app registration (it gives x5t#S256)")
-				break
-			}
 			s, kerr := newAssertionSigner(oc, c.now)
 			if kerr != nil {
 				probs = append(probs, kerr)
@@ -166,7 +130,7 @@ func NewClient(o ClientOptions) (*Client, error) {
 			}
 		case "google-service-account":
 			if _, err := parsePrivateKey(oc.PrivateKey.Reveal()); err != nil {
-				add("oauth2.private_key", "%v", err)
+				probs = append(probs, &config.KeyError{Key: "oauth2.private_key", Err: err})
 			}
 		}
 	}

@@ -217,7 +217,12 @@ func TestNewClientNeeds(t *testing.T) {
 		{"unknown mode", "outlook", nil, []string{"oauth2.mode"}},
 		{"ropc tenant common", "microsoft365", func(o *config.OAuth2) { o.Tenant = "common" }, []string{"oauth2.tenant"}},
 		{"ropc tenant consumers", "microsoft365", func(o *config.OAuth2) { o.Tenant = "Consumers" }, []string{"oauth2.tenant"}},
+		{"ropc tenant Common", "microsoft365", func(o *config.OAuth2) { o.Tenant = "Common" }, []string{"oauth2.tenant"}},
+		{"ropc tenant COMMON", "microsoft365", func(o *config.OAuth2) { o.Tenant = "COMMON" }, []string{"oauth2.tenant"}},
 		{"ropc tenant organizations", "microsoft365", func(o *config.OAuth2) { o.Tenant = "organizations" }, nil},
+		{"app tenant organizations", "microsoft-app", func(o *config.OAuth2) { o.Tenant = "organizations" }, []string{"oauth2.tenant"}},
+		{"exchange redirect over http to an address", "exchange", func(o *config.OAuth2) { o.RedirectURL = "http://192.168.1.20/auth.htm" },
+			[]string{"oauth2.redirect_url"}},
 		{"ropc without password", "microsoft365", func(o *config.OAuth2) { o.Password = config.Secret{} }, []string{"oauth2.password"}},
 		{"app without secret or key", "microsoft-app", func(o *config.OAuth2) { o.ClientSecret = config.Secret{} }, []string{"oauth2.client_secret"}},
 		{"app with key but no certificate", "microsoft-app", func(o *config.OAuth2) {
@@ -262,6 +267,47 @@ func TestNewClientNeeds(t *testing.T) {
 			}
 			if err != nil && strings.Contains(err.Error(), "QUJD") {
 				t.Errorf("NewClient error quotes the key: %v", err)
+			}
+		})
+	}
+}
+
+// TestNewClientSharesTheValidator checks that NewClient judges the
+// configuration with config.ValidateOAuth2: the same problems, in the same
+// words, then only what failed to parse.
+func TestNewClientSharesTheValidator(t *testing.T) {
+	tests := []struct {
+		name  string
+		edit  func(o *config.OAuth2)
+		parse []string // keys that failed to parse, after the validator's problems
+	}{
+		{"tenant Common", func(o *config.OAuth2) { o.Tenant = "Common" }, nil},
+		{"tenant Consumers, no client", func(o *config.OAuth2) { o.Tenant = "Consumers"; o.ClientID = "" }, nil},
+		{"password ending in a space", func(o *config.OAuth2) { o.Password = config.NewSecret(canaryPassword + " ") }, nil},
+		{"url and login hint", func(o *config.OAuth2) { o.TokenURL = "ftp://x"; o.LoginHint = "a b" }, nil},
+		{"no mode", func(o *config.OAuth2) { o.Mode = "" }, nil},
+		{"app on common with a broken key", func(o *config.OAuth2) {
+			o.Mode = "microsoft-app"
+			o.Tenant = "common"
+			o.PrivateKey = config.NewSecret("not parsed")
+		}, []string{"oauth2.private_key"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig(t, "microsoft365", "https://login.example.test", tt.edit)
+			_, err := NewClient(ClientOptions{Config: cfg})
+			got, _ := config.AsProblems(err)
+			want := config.ValidateOAuth2(cfg)
+			if len(want) == 0 || len(got) != len(want)+len(tt.parse) || got[:len(want)].Error() != want.Error() {
+				t.Fatalf("NewClient = %v\nwant the validator's problems:\n%v\nthen %q", err, want, tt.parse)
+			}
+			for i, key := range tt.parse {
+				if got[len(want)+i].Key != key {
+					t.Errorf("parse problem %v, want one of %s", got[len(want)+i], key)
+				}
+			}
+			if strings.Contains(err.Error(), canaryPassword) {
+				t.Errorf("NewClient error shows the password: %v", err)
 			}
 		})
 	}

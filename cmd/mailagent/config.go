@@ -3,10 +3,13 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"mailagent/appliance/config"
@@ -123,14 +126,19 @@ func configShow(env *Env, f *config.File, args []string) error {
 	return config.Show(env.Stdout, &f.Config, env.Board, section, nil)
 }
 
+// configChange sets or unsets one key. The change is judged as the web
+// page's Save and the console's commit judge theirs (config.Change): a
+// value that does not parse, or a problem the change brings, is refused
+// by key and nothing is written. Problems the file had before, and keys
+// still to be set, do not block it; the key's own are printed as notes.
 func configChange(env *Env, f *config.File, sub string, args []string) error {
 	k, err := config.LookupKey(args[0])
 	if err != nil {
 		return err
 	}
-	c := f.Config
+	var ch config.Change
 	if sub == "unset" {
-		k.Unset(&c)
+		ch.Unset = []string{k.Name}
 	} else {
 		val := args[1]
 		if val == "-" {
@@ -138,18 +146,29 @@ func configChange(env *Env, f *config.File, sub string, args []string) error {
 				return fmt.Errorf("reading the value of %s: %w", k.Name, err)
 			}
 		}
-		if err := k.Set(&c, val); err != nil {
-			return err
+		if val == "" {
+			// Change keeps a secret given as ""; here "" means unset, as
+			// for every other key.
+			ch.Unset = []string{k.Name}
+		} else {
+			ch.Set = map[string]string{k.Name: val}
 		}
+	}
+	c := f.Config
+	errs, remaining := ch.Apply(&c, env.Board)
+	if len(errs) > 0 {
+		lines := make([]string, 0, len(errs))
+		for _, name := range slices.Sorted(maps.Keys(errs)) {
+			lines = append(lines, name+": "+errs[name])
+		}
+		return &hintedError{errors.New(strings.Join(lines, "\n")),
+			"nothing was written: " + f.Path + " is as it was"}
 	}
 	if err := config.Save(f.Path, &c); err != nil {
 		return &hintedError{err, "the file was not changed; check that the data directory " + filepath.Dir(f.Path) + " is writable and has space"}
 	}
-	eff := c.WithDefaults(env.Board)
-	if p, ok := config.AsProblems(config.Validate(&eff)); ok {
-		for _, e := range p.For(k.Name) {
-			fmt.Fprintf(env.Stderr, "note: %v\n", e)
-		}
+	for _, e := range remaining.For(k.Name) {
+		fmt.Fprintf(env.Stderr, "note: %v\n", e)
 	}
 	return nil
 }
