@@ -226,13 +226,15 @@ type configChange struct {
 // errBadConfig stops UpdateConfig; the problems are in the caller's map.
 var errBadConfig = errors.New("the configuration has problems")
 
-// apiSetConfig is POST /api/config: set and unset keys, validate the
-// result, then save it atomically. An empty value unsets a key, except
-// for a secret, where it keeps the stored one. Refused, with every problem
-// by key and nothing written: a value that does not parse, an unknown key,
-// a problem with a key of the request, and a problem the change brings to
-// any other key. Problems the configuration had before and the request
-// does not touch do not block it; the answer lists them.
+// apiSetConfig is POST /api/config: set and unset keys, judge the change
+// (config.Change, as the console's commit and "mailagent config set" do),
+// then save it atomically. An empty value unsets a key, except for a
+// secret, where it keeps the stored one. Refused, with every problem by
+// key and nothing written: a value that does not parse, an unknown key, a
+// wrong value of a key of the request or one the change brings to another
+// key, and a needed value the change takes away. Keys still to be filled
+// in and problems the configuration had before do not block it; the
+// answer lists them.
 func (s *Server) apiSetConfig(w http.ResponseWriter, r *http.Request) {
 	var req configChange
 	if !readJSON(w, r, &req) {

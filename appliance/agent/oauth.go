@@ -45,8 +45,8 @@ func (a *Agent) oauthFor(c *config.Config) (*oauth.Client, *oauth.Source, error)
 func (a *Agent) Interactive() (config.Mode, error) {
 	c := a.Config()
 	m, ok := config.LookupMode(c.OAuth2.Mode)
-	if !ok {
-		return m, fmt.Errorf("oauth2.mode is not set: choose one of the modes first (mailagent config set oauth2.mode …)")
+	if p := config.ValidateOAuth2(&c).For("oauth2.mode"); !ok && len(p) > 0 {
+		return m, p[0] // not set, or not a mode: the validator's words
 	}
 	return m, nil
 }
