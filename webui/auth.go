@@ -423,7 +423,7 @@ func csrfOK(w http.ResponseWriter, r *http.Request, want string) bool {
 	if got == "" {
 		mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 		if mt == "application/x-www-form-urlencoded" {
-			r.Body = http.MaxBytesReader(w, r.Body, MaxFormBody)
+			r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
 			if err := r.ParseForm(); err == nil {
 				got = r.PostForm.Get(CSRFField)
 			}
@@ -631,7 +631,7 @@ func LoginHandler(o LoginOptions) http.Handler {
 			writeJSONError(w, http.StatusTooManyRequests, "too many failed logins; try again later")
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, MaxFormBody)
+		r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
 		if err := r.ParseForm(); err != nil {
 			writeJSONError(w, http.StatusBadRequest, "cannot read the login form")
 			return

@@ -157,7 +157,7 @@ func (s *Server) setupPassword(w http.ResponseWriter, r *http.Request) {
 	if s.limited(w, r) {
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, MaxFormBody)
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
 	if err := r.ParseForm(); err != nil {
 		writeJSONError(w, http.StatusBadRequest, "cannot read the setup form")
 		return

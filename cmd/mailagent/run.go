@@ -20,6 +20,7 @@ import (
 
 	"mailagent/appliance/agent"
 	"mailagent/appliance/config"
+	"mailagent/appliance/ingest"
 	"mailagent/console"
 	"mailagent/webui"
 )
@@ -54,7 +55,7 @@ var cmdRun = &Command{
 			return err
 		}
 		user, password := a.AlarmCredentials()
-		alarms := webui.AlarmHandler(webui.AlarmOptions{Sink: a.Accept, User: user, Password: password, Log: env.Log})
+		alarms := ingest.HTTP(ingest.HTTPOptions{Sink: a.Accept, User: user, Password: password, Log: env.Log})
 		backend := agent.NewAdmin(a) // one for the page and the console: it orders their changes
 		page, login, err := adminPage(backend, env, &c, alarms)
 		if err != nil {
