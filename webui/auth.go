@@ -1,9 +1,9 @@
 package webui
 
-// Admin authentication: the password hash, the one-time setup code,
-// sessions with their CSRF tokens, the login rate limit, trust_proxy and the
-// security headers. The pages themselves are wired elsewhere; everything here
-// is a plain value or an http.Handler wrapper.
+// Admin authentication: the one-time setup code's gate, sessions with
+// their CSRF tokens, the login rate limit, trust_proxy and the security
+// headers. The pages themselves are wired elsewhere; everything here is a
+// plain value or an http.Handler wrapper.
 
 import (
 	"context"
@@ -12,7 +12,6 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"mime"
@@ -25,81 +24,8 @@ import (
 	"time"
 	"unicode"
 
-	"golang.org/x/crypto/bcrypt"
+	"mailagent/appliance/agent"
 )
-
-// MinPasswordLen is the shortest admin password HashPassword accepts.
-const MinPasswordLen = 10
-
-// PasswordCost is the bcrypt cost of the admin password hash.
-const PasswordCost = 11
-
-// ErrPasswordTooShort is HashPassword's answer to a password shorter than
-// MinPasswordLen; its text is meant for the page and the console.
-var ErrPasswordTooShort = fmt.Errorf("webui: the password must be at least %d characters long", MinPasswordLen)
-
-// ErrPasswordTooLong is HashPassword's answer to a password bcrypt cannot
-// take whole (beyond 72 bytes).
-var ErrPasswordTooLong = errors.New("webui: the password must be at most 72 bytes long")
-
-// HashPassword returns the bcrypt hash of pw, for [admin] password_hash.
-// A password shorter than MinPasswordLen characters is refused with
-// ErrPasswordTooShort; the error never contains the password.
-func HashPassword(pw string) (string, error) {
-	if len([]rune(pw)) < MinPasswordLen {
-		return "", ErrPasswordTooShort
-	}
-	if len(pw) > 72 {
-		return "", ErrPasswordTooLong
-	}
-	h, err := bcrypt.GenerateFromPassword([]byte(pw), PasswordCost)
-	if err != nil {
-		return "", fmt.Errorf("hash password: %w", err)
-	}
-	return string(h), nil
-}
-
-// CheckPassword reports whether pw matches hash, a HashPassword result.
-// The comparison is bcrypt's, in constant time; an empty or malformed hash
-// matches nothing.
-func CheckPassword(hash, pw string) bool {
-	if hash == "" {
-		return false
-	}
-	return bcrypt.CompareHashAndPassword([]byte(hash), []byte(pw)) == nil
-}
-
-// setupAlphabet has no 0/O, 1/I/L, 5/S, 8/B or 2/Z, so a code read off a
-// console survives being typed.
-const setupAlphabet = "ACDEFGHJKMNPQRTUVWXY34679"
-
-// NewSetupCode returns a fresh one-time setup code of 12 characters from
-// crypto/rand in groups of four, like "K7QX-M2PD-9TRF" (about 55 bits).
-func NewSetupCode() string {
-	const groups, per = 3, 4
-	var b strings.Builder
-	for i := range groups * per {
-		if i > 0 && i%per == 0 {
-			b.WriteByte('-')
-		}
-		b.WriteByte(setupAlphabet[randIndex(len(setupAlphabet))])
-	}
-	return b.String()
-}
-
-// randIndex returns a uniform random number in [0, n) for n <= 256.
-func randIndex(n int) int {
-	limit := 256 - 256%n // reject the biased tail
-	var b [1]byte
-	for {
-		if _, err := rand.Read(b[:]); err != nil {
-			panic("webui: crypto/rand failed: " + err.Error())
-		}
-		if int(b[0]) < limit {
-			return int(b[0]) % n
-		}
-	}
-}
 
 // normalizeSetupCode makes "k7qx m2pd-9trf" and "K7QXM2PD9TRF" equal.
 func normalizeSetupCode(s string) string {
@@ -121,7 +47,7 @@ type SetupGate struct {
 	used bool
 }
 
-// NewSetupGate returns a gate that opens for code (see NewSetupCode). An
+// NewSetupGate returns a gate that opens for code (see agent.NewSetupCode). An
 // empty code never opens it.
 func NewSetupGate(code string) *SetupGate {
 	g := &SetupGate{sum: sha256.Sum256([]byte(normalizeSetupCode(code)))}
@@ -646,7 +572,7 @@ func LoginHandler(o LoginOptions) http.Handler {
 		case <-r.Context().Done():
 			return
 		}
-		ok := CheckPassword(hash, r.PostForm.Get("password"))
+		ok := agent.CheckPassword(hash, r.PostForm.Get("password"))
 		<-checking
 		if !ok {
 			log.Warn("admin login failed", "remote", r.RemoteAddr)

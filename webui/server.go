@@ -61,7 +61,7 @@ type Options struct {
 	// answers them 404.
 	Alarm http.Handler
 	// SetupCode is the one-time code that lets the first password be set
-	// from the page (NewSetupCode); "" means none: the password must be
+	// from the page (agent.NewSetupCode); "" means none: the password must be
 	// set on the console.
 	SetupCode string
 	// TrustProxy and ProxyHeader are [http] trust_proxy and the header the

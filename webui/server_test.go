@@ -297,7 +297,7 @@ func TestSetupCode(t *testing.T) {
 	}
 	br := &browser{cookies: map[string]*http.Cookie{}}
 	resp = p.do(br, "POST", "https://box.example.test/setup", ct, form("k7qx m2pd 9trf", "long enough 1", "long enough 1"), false)
-	if resp.StatusCode != 200 || !CheckPassword(fb.PasswordHash(), "long enough 1") || br.cookies[SessionCookie] == nil {
+	if resp.StatusCode != 200 || !agent.CheckPassword(fb.PasswordHash(), "long enough 1") || br.cookies[SessionCookie] == nil {
 		t.Fatalf("POST /setup with the code = %d; want 200, the password set and a session", resp.StatusCode)
 	}
 	// good once: a second setup is refused even with the code
@@ -470,7 +470,7 @@ func TestAPIActions(t *testing.T) {
 	other := p.loggedIn()
 	resp = pw(adminPassword, "new password 1", "new password 1")
 	nc := decode[struct{ CSRF string }](t, resp)
-	if resp.StatusCode != 200 || !CheckPassword(fb.PasswordHash(), "new password 1") {
+	if resp.StatusCode != 200 || !agent.CheckPassword(fb.PasswordHash(), "new password 1") {
 		t.Fatalf("passwd = %d; password not changed", resp.StatusCode)
 	}
 	br.csrf = nc.CSRF
