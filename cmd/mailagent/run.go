@@ -22,7 +22,6 @@ import (
 	"mailagent/appliance/config"
 	"mailagent/appliance/ingest"
 	"mailagent/console"
-	"mailagent/webui"
 )
 
 var cmdRun = &Command{
@@ -171,11 +170,11 @@ func webTLS(a *agent.Agent, c *config.Config) (webServing, error) {
 	if u, err := url.Parse(c.HTTP.BaseURL); err == nil && u.Hostname() != "" {
 		hosts = append([]string{u.Hostname()}, hosts...)
 	}
-	cert, fp, err := webui.SelfSigned(a.DataDir(), hosts)
+	cert, err := a.WebCertificate(hosts)
 	if err != nil {
 		return webServing{}, err
 	}
-	return webServing{tls: conf(cert), certFile: a.DataDir() + "/" + webui.SelfSignedCertFile, fingerprint: fp}, nil
+	return webServing{tls: conf(cert.Certificate), certFile: cert.File, fingerprint: cert.Fingerprint}, nil
 }
 
 // loopbackListen reports whether addr listens on a loopback address only.
