@@ -15,6 +15,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"mailagent/appliance/agent"
 	"mailagent/appliance/alarm"
@@ -542,4 +545,41 @@ func TestFill(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
+}
+
+const adminPassword = "canary-Admin-7c2d" // must never show in an answer or a log
+
+// cheapHash is a bcrypt hash of adminPassword at the lowest cost, for tests
+// about what happens around the check rather than the hash itself.
+var cheapHash = sync.OnceValues(func() ([]byte, error) {
+	return bcrypt.GenerateFromPassword([]byte(adminPassword), bcrypt.MinCost)
+})
+
+func testCheapHash(t *testing.T) string {
+	t.Helper()
+	h, err := cheapHash()
+	if err != nil {
+		t.Fatalf("bcrypt: %v", err)
+	}
+	return string(h)
+}
+
+// fakeClock is a clock tests move by hand.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *fakeClock { return &fakeClock{t: time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
 }
