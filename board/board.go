@@ -1,7 +1,6 @@
 // Package board describes the hardware mailagent runs on: where its files
-// live, which serial port is its console, where the box's identity comes from,
-// which indicator to raise while mail cannot be delivered, and how much memory
-// the agent may use.
+// live, which serial port is its console, which indicator to raise while mail
+// cannot be delivered, and how much memory the agent may use.
 //
 // A profile is plain data. Anyone may import this package; it imports only the
 // standard library.
@@ -32,13 +31,12 @@ type Profile struct {
 	ConsolePort string
 	// ConsoleBaud is the console's speed.
 	ConsoleBaud int
-	// SerialFile and ModelFile name files holding the box's serial number and
-	// model; "" means the host name is the identity.
-	SerialFile, ModelFile string
 	// Attention is the sysfs brightness file of the indicator raised while mail
 	// cannot be delivered, "" for none.
 	Attention string
-	// MemoryLimit is the soft memory limit for the Go runtime, in bytes.
+	// MemoryLimit is the soft memory limit for the Go runtime, in bytes, that
+	// mailagent run sets (debug.SetMemoryLimit) unless GOMEMLIMIT is set; 0
+	// means none.
 	MemoryLimit int64
 	// Compatible lists device-tree "compatible" strings that select this profile.
 	Compatible []string
@@ -64,8 +62,6 @@ var profiles = []Profile{
 		Listen:      ":8443",
 		ConsolePort: "/dev/ttyS1",
 		ConsoleBaud: 115200,
-		SerialFile:  "/proc/device-tree/serial-number",
-		ModelFile:   "/proc/device-tree/model",
 		Attention:   "/sys/class/leds/attention/brightness",
 		MemoryLimit: 20 * mib,
 		Compatible:  []string{"mailagent,gateway", "fsl,imx6ul"},
@@ -78,8 +74,6 @@ var profiles = []Profile{
 		Listen:      ":8443",
 		ConsolePort: "/dev/ttyS0",
 		ConsoleBaud: 115200,
-		SerialFile:  "/proc/device-tree/serial-number",
-		ModelFile:   "/proc/device-tree/model",
 		Attention:   "/sys/class/leds/alarm/brightness",
 		MemoryLimit: 16 * mib,
 		Compatible:  []string{"mailagent,pbx", "marvell,kirkwood"},

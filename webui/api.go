@@ -458,13 +458,13 @@ func (s *Server) apiPasswd(w http.ResponseWriter, r *http.Request) {
 		if s.limited(w, r) {
 			return
 		}
-		if !CheckPassword(cur, req.Old) {
+		if !agent.CheckPassword(cur, req.Old) {
 			s.log.Warn("password change with a wrong password", "remote", r.RemoteAddr)
 			writeJSON(w, http.StatusForbidden, apiError{Error: "the password was not changed", Errors: map[string]string{"old": "wrong password"}})
 			return
 		}
 	}
-	hash, err := HashPassword(req.New)
+	hash, err := agent.HashPassword(req.New)
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, apiError{Error: "the password was not changed", Errors: map[string]string{"new": passwordMessage(err)}})
 		return

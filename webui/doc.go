@@ -5,13 +5,8 @@
 // framework, no build step, nothing external). Server talks to the agent
 // through Backend; agent.Admin is the real one.
 //
-// Alarm endpoints (AlarmHandler), both behind HTTP Basic credentials
-// ([http] alarm_user and alarm_password):
-//
-//	POST /alarm         one alarm or an array (application/json), or one
-//	                    alarm as form fields (application/x-www-form-urlencoded)
-//	POST /alertmanager  the Prometheus Alertmanager webhook, version 4
-//
-// An endpoint answers success only once every alarm of the request is safe,
-// and a retryable 503 otherwise; see AlarmHandler.
+// The alarm endpoints, POST /alarm and POST /alertmanager, are whatever
+// handler Options.Alarm gives (ingest.HTTP, as cmd/mailagent wires it):
+// Server routes them, and a build without the page serves that handler
+// alone.
 package webui

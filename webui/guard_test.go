@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"mailagent/appliance/agent"
+	"mailagent/appliance/ingest"
 	"mailagent/appliance/oauthtest"
 	"mailagent/board"
 )
@@ -124,7 +125,7 @@ func TestEveryRouteGuarded(t *testing.T) {
 	dir, a := realAgent(t, boxDoc(t, `auth = "password"
 user = "box"
 password = "smtp-secret"`), log, nil)
-	p := newPage(t, agent.NewAdmin(a), Options{Alarm: AlarmHandler(AlarmOptions{Sink: a.Accept, User: "poster", Password: "poster-pw"})})
+	p := newPage(t, agent.NewAdmin(a), Options{Alarm: ingest.HTTP(ingest.HTTPOptions{Sink: a.Accept, User: "poster", Password: "poster-pw"})})
 	before := hashDir(t, dir)
 	br := p.loggedIn()
 	const host = "https://box.example.test"
@@ -459,7 +460,7 @@ alarm_password = %q`, canaries["smtp.password"], canaries["oauth2.client_secret"
 			t.Fatalf("%s canary not in mailagent.toml: the test did not set it", key)
 		}
 	}
-	p := newPage(t, agent.NewAdmin(a), Options{Alarm: AlarmHandler(AlarmOptions{Sink: a.Accept, User: "poster",
+	p := newPage(t, agent.NewAdmin(a), Options{Alarm: ingest.HTTP(ingest.HTTPOptions{Sink: a.Accept, User: "poster",
 		Password: canaries["http.alarm_password"], Log: slog.New(slog.NewTextHandler(log, nil))})})
 	br := p.loggedIn()
 	var seen strings.Builder

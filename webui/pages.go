@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"mailagent/appliance/agent"
 )
 
 // render fills the page file name with vals (fill) and answers it; a page
@@ -157,7 +159,7 @@ func (s *Server) setupPassword(w http.ResponseWriter, r *http.Request) {
 	if s.limited(w, r) {
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, MaxFormBody)
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
 	if err := r.ParseForm(); err != nil {
 		writeJSONError(w, http.StatusBadRequest, "cannot read the setup form")
 		return
@@ -167,7 +169,7 @@ func (s *Server) setupPassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pw, pw2 := r.PostForm.Get("password"), r.PostForm.Get("password2")
-	hash, err := HashPassword(pw)
+	hash, err := agent.HashPassword(pw)
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, apiError{Error: "the password was not set", Errors: map[string]string{"password": passwordMessage(err)}})
 		return
@@ -196,21 +198,13 @@ func (s *Server) setupPassword(w http.ResponseWriter, r *http.Request) {
 	}{se.CSRF})
 }
 
-// passwordMessage is HashPassword's refusal for a form field.
+// passwordMessage is agent.HashPassword's refusal for a form field.
 func passwordMessage(err error) string {
 	switch {
-	case errors.Is(err, ErrPasswordTooShort), errors.Is(err, ErrPasswordTooLong):
-		return trimPrefix(err.Error())
+	case errors.Is(err, agent.ErrPasswordTooShort), errors.Is(err, agent.ErrPasswordTooLong):
+		return err.Error()
 	}
 	return "the password cannot be used"
-}
-
-func trimPrefix(s string) string {
-	const p = "webui: "
-	if len(s) > len(p) && s[:len(p)] == p {
-		return s[len(p):]
-	}
-	return s
 }
 
 // logout ends the session.

@@ -68,7 +68,7 @@ func (s *Server) routes() http.Handler {
 	return mux
 }
 
-// alarmRoute hands the alarm endpoints to the AlarmHandler.
+// alarmRoute hands the alarm endpoints to Options.Alarm.
 func (s *Server) alarmRoute(w http.ResponseWriter, r *http.Request) {
 	if s.alarm == nil {
 		http.NotFound(w, r)

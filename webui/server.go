@@ -57,11 +57,11 @@ type Backend interface {
 type Options struct {
 	// Backend is the agent. It must be set.
 	Backend Backend
-	// Alarm serves POST /alarm and /alertmanager (AlarmHandler); nil
+	// Alarm serves POST /alarm and /alertmanager (ingest.HTTP); nil
 	// answers them 404.
 	Alarm http.Handler
 	// SetupCode is the one-time code that lets the first password be set
-	// from the page (NewSetupCode); "" means none: the password must be
+	// from the page (agent.NewSetupCode); "" means none: the password must be
 	// set on the console.
 	SetupCode string
 	// TrustProxy and ProxyHeader are [http] trust_proxy and the header the
@@ -76,6 +76,10 @@ type Options struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
+
+// maxFormBody is the largest form body the page reads: the login and
+// setup forms, and a form carrying the CSRF token.
+const maxFormBody = 64 << 10
 
 //go:embed static
 var staticFS embed.FS

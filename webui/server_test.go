@@ -1,6 +1,7 @@
 package webui
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"mailagent/appliance/agent"
 	"mailagent/appliance/alarm"
@@ -134,6 +138,24 @@ func (f *fakeBackend) counts() (finishes, stored int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.finishes, len(f.stored)
+}
+
+// syncBuffer is a log destination tests can read while the server writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 // site is a Server under test with the log it wrote.
@@ -279,7 +301,7 @@ func TestSetupCode(t *testing.T) {
 	}
 	br := &browser{cookies: map[string]*http.Cookie{}}
 	resp = p.do(br, "POST", "https://box.example.test/setup", ct, form("k7qx m2pd 9trf", "long enough 1", "long enough 1"), false)
-	if resp.StatusCode != 200 || !CheckPassword(fb.PasswordHash(), "long enough 1") || br.cookies[SessionCookie] == nil {
+	if resp.StatusCode != 200 || !agent.CheckPassword(fb.PasswordHash(), "long enough 1") || br.cookies[SessionCookie] == nil {
 		t.Fatalf("POST /setup with the code = %d; want 200, the password set and a session", resp.StatusCode)
 	}
 	// good once: a second setup is refused even with the code
@@ -492,7 +514,7 @@ func TestAPIActions(t *testing.T) {
 	other := p.loggedIn()
 	resp = pw(adminPassword, "new password 1", "new password 1")
 	nc := decode[struct{ CSRF string }](t, resp)
-	if resp.StatusCode != 200 || !CheckPassword(fb.PasswordHash(), "new password 1") {
+	if resp.StatusCode != 200 || !agent.CheckPassword(fb.PasswordHash(), "new password 1") {
 		t.Fatalf("passwd = %d; password not changed", resp.StatusCode)
 	}
 	br.csrf = nc.CSRF
@@ -564,4 +586,41 @@ func TestFill(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
+}
+
+const adminPassword = "canary-Admin-7c2d" // must never show in an answer or a log
+
+// cheapHash is a bcrypt hash of adminPassword at the lowest cost, for tests
+// about what happens around the check rather than the hash itself.
+var cheapHash = sync.OnceValues(func() ([]byte, error) {
+	return bcrypt.GenerateFromPassword([]byte(adminPassword), bcrypt.MinCost)
+})
+
+func testCheapHash(t *testing.T) string {
+	t.Helper()
+	h, err := cheapHash()
+	if err != nil {
+		t.Fatalf("bcrypt: %v", err)
+	}
+	return string(h)
+}
+
+// fakeClock is a clock tests move by hand.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *fakeClock { return &fakeClock{t: time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
 }

@@ -1,6 +1,6 @@
 // Package ingest takes alarms in from the outside and hands each to a sink:
-// the local unix socket that `mailagent alarm` talks to, and syslog over UDP
-// and TCP (syslog.go).
+// the local unix socket that `mailagent alarm` talks to, syslog over UDP
+// and TCP (syslog.go), and HTTP POST /alarm and /alertmanager (http.go).
 //
 // The socket protocol is one JSON-encoded alarm.Alarm per line from the
 // client, answered by one line: "ok" once the sink has taken the alarm, or

@@ -17,19 +17,23 @@ import (
 	"mailagent/appliance/alarm"
 )
 
-// fakeSink records the alarms it takes and refuses those whose code is in
-// refuse.
+// fakeSink records the alarms it takes and counts the ones offered; it
+// refuses those whose code is in refuse, or all of them for "*".
 type fakeSink struct {
 	mu     sync.Mutex
 	got    []alarm.Alarm
+	offers int
 	refuse map[string]bool
 }
+
+var errFull = errors.New("the alarm queue is full of more severe alarms; try again later")
 
 func (f *fakeSink) take(ctx context.Context, a alarm.Alarm) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.refuse[a.Code] {
-		return errors.New("the alarm queue is full of more severe alarms; try again later")
+	f.offers++
+	if f.refuse[a.Code] || f.refuse["*"] {
+		return errFull
 	}
 	f.got = append(f.got, a)
 	return nil

@@ -10,7 +10,6 @@ import (
 
 	"mailagent/appliance/agent"
 	"mailagent/console"
-	"mailagent/webui"
 )
 
 var cmdConsole = &Command{
@@ -53,8 +52,8 @@ func consoleOptions(env *Env, backend console.Backend, log *console.Ring) consol
 			}
 			return err
 		},
-		HashPassword:  webui.HashPassword,
-		CheckPassword: webui.CheckPassword,
+		HashPassword:  agent.HashPassword,
+		CheckPassword: agent.CheckPassword,
 		Log:           log,
 		Version:       version,
 	}

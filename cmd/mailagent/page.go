@@ -16,7 +16,7 @@ func adminPage(backend *agent.Admin, env *Env, c *config.Config, alarms http.Han
 	setupCode := ""
 	login = "a password is set: log in with the admin password"
 	if backend.PasswordHash() == "" {
-		setupCode = webui.NewSetupCode()
+		setupCode = agent.NewSetupCode()
 		login = "no admin password is set: open the page and enter the one-time setup code " + setupCode + " to choose one"
 	}
 	page, err = webui.New(webui.Options{

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,8 +21,8 @@ import (
 
 	"mailagent/appliance/agent"
 	"mailagent/appliance/config"
+	"mailagent/appliance/ingest"
 	"mailagent/console"
-	"mailagent/webui"
 )
 
 var cmdRun = &Command{
@@ -38,6 +39,8 @@ var cmdRun = &Command{
 		if err != nil {
 			return err
 		}
+		memory, restore := applyMemoryLimit(a.Board().MemoryLimit)
+		defer restore()
 		if err := a.MakeDataDir(); err != nil { // the self-signed certificate goes there first
 			return err
 		}
@@ -54,7 +57,7 @@ var cmdRun = &Command{
 			return err
 		}
 		user, password := a.AlarmCredentials()
-		alarms := webui.AlarmHandler(webui.AlarmOptions{Sink: a.Accept, User: user, Password: password, Log: env.Log})
+		alarms := ingest.HTTP(ingest.HTTPOptions{Sink: a.Accept, User: user, Password: password, Log: env.Log})
 		backend := agent.NewAdmin(a) // one for the page and the console: it orders their changes
 		page, login, err := adminPage(backend, env, &c, alarms)
 		if err != nil {
@@ -87,7 +90,7 @@ var cmdRun = &Command{
 		defer consoleDone.Wait()
 		base := pageBase(scheme, ln.Addr(), c.HTTP.BaseURL)
 		return a.Run(ctx, func() {
-			fmt.Fprintf(env.Stdout, "mailagent %s running on board %s, data in %s\n", version, a.Board().Name, a.DataDir())
+			fmt.Fprintf(env.Stdout, "mailagent %s running on board %s, data in %s, %s\n", version, a.Board().Name, a.DataDir(), memory)
 			fmt.Fprintf(env.Stdout, "web page: %s/\n", base)
 			switch {
 			case web.fingerprint != "":
@@ -126,6 +129,21 @@ var cmdRun = &Command{
 			}
 		})
 	},
+}
+
+// applyMemoryLimit gives the Go runtime the board's soft memory limit
+// (debug.SetMemoryLimit), unless GOMEMLIMIT set one, which it leaves. It
+// says which in a few words for the start-up line; restore puts back the
+// limit there was, for a run inside a longer process (the tests).
+func applyMemoryLimit(limit int64) (said string, restore func()) {
+	if v := os.Getenv("GOMEMLIMIT"); v != "" {
+		return "memory limit " + v + " (GOMEMLIMIT)", func() {}
+	}
+	if limit <= 0 {
+		return "no memory limit", func() {}
+	}
+	old := debug.SetMemoryLimit(limit)
+	return fmt.Sprintf("memory limit %g MiB", float64(limit)/(1<<20)), func() { debug.SetMemoryLimit(old) }
 }
 
 // webServing is how the page is served: tls nil for plain HTTP; a
@@ -170,11 +188,11 @@ func webTLS(a *agent.Agent, c *config.Config) (webServing, error) {
 	if u, err := url.Parse(c.HTTP.BaseURL); err == nil && u.Hostname() != "" {
 		hosts = append([]string{u.Hostname()}, hosts...)
 	}
-	cert, fp, err := webui.SelfSigned(a.DataDir(), hosts)
+	cert, err := a.WebCertificate(hosts)
 	if err != nil {
 		return webServing{}, err
 	}
-	return webServing{tls: conf(cert), certFile: a.DataDir() + "/" + webui.SelfSignedCertFile, fingerprint: fp}, nil
+	return webServing{tls: conf(cert.Certificate), certFile: cert.File, fingerprint: cert.Fingerprint}, nil
 }
 
 // loopbackListen reports whether addr listens on a loopback address only.

@@ -7,7 +7,8 @@
 //     bytes, never a mix or nothing.
 //   - A previous good copy: Save keeps the same bytes as GoodPath(path), so
 //     when the file is damaged (by hand, or by a file system that lost it)
-//     Load falls back to what was last written, and says so.
+//     Load falls back to what was last written, and says so. Replace keeps
+//     none, for a file its owner can make again.
 //   - No write when equal: Save and MarkGood read first and write nothing
 //     when the file already holds the data; an idle box writes zero bytes.
 //   - Private: files are mode 0600; a directory Save creates is 0700 (an
@@ -75,6 +76,13 @@ func (e *DamagedError) Unwrap() error { return e.Err }
 // place, so a full file system fails before anything changed.
 func Save(path string, data []byte) error {
 	return save([]string{path, GoodPath(path)}, data)
+}
+
+// Replace atomically replaces path with data, mode 0600, as Save does but
+// without a good copy: for a file its owner makes again when it is damaged
+// or missing, such as a self-signed certificate and its key.
+func Replace(path string, data []byte) error {
+	return save([]string{path}, data)
 }
 
 // MarkGood makes data the good copy of path when the good copy differs,

@@ -324,6 +324,31 @@ func TestSaveRemovesLeftovers(t *testing.T) {
 	wantNames(t, dir, ".tokens.toml", ".tokens.tomlx1", "other", "tokens.toml", "tokens.toml.good")
 }
 
+func TestReplace(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "key.pem")
+	for _, data := range []string{"one", "two"} {
+		if err := flash.Replace(path, []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+		if got := readString(t, path); got != data {
+			t.Errorf("%s holds %q, want %q", path, got, data)
+		}
+		if m := mode(t, path); m != 0o600 {
+			t.Errorf("%s has mode %v, want -rw-------", path, m)
+		}
+		wantNames(t, dir, "key.pem") // no good copy, no temporary file
+	}
+	age(t, path)
+	st := stampOf(t, path)
+	if err := flash.Replace(path, []byte("two")); err != nil {
+		t.Fatal(err)
+	}
+	if stampOf(t, path) != st {
+		t.Errorf("Replace of equal data wrote the file")
+	}
+}
+
 func TestMarkGood(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "mailagent.toml")

@@ -1,4 +1,7 @@
-package webui
+// Package selfsigned makes and keeps the certificate the box serves its
+// page and alarm endpoints with when no certificate is configured: ECDSA
+// P-256, valid ten years, stored in the data directory through flash.
+package selfsigned
 
 import (
 	"crypto/ecdsa"
@@ -16,26 +19,37 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"mailagent/appliance/internal/flash"
 )
 
-// Files SelfSigned keeps in its directory.
+// Files Load keeps in its directory. They keep the names they had when
+// the web page made the certificate, so that a box keeps its certificate
+// (and the fingerprint its administrator accepted) across an update.
 const (
-	SelfSignedCertFile = "webui-cert.pem"
-	SelfSignedKeyFile  = "webui-key.pem"
+	CertFile = "webui-cert.pem"
+	KeyFile  = "webui-key.pem"
 )
 
-// SelfSignedValidity is how long a self-signed certificate is valid.
-const SelfSignedValidity = 10 * 365 * 24 * time.Hour
+// Validity is how long a self-signed certificate is valid.
+const Validity = 10 * 365 * 24 * time.Hour
 
-// SelfSigned returns the page's self-signed certificate and its
+// Load returns the self-signed certificate kept in dir and its
 // fingerprint (Fingerprint). The first call makes an ECDSA P-256
-// certificate for hosts (names, IP addresses, or both), valid ten years,
-// and stores it in dir as webui-cert.pem and webui-key.pem, mode 0600, each
-// written to a temporary file and renamed into place; later calls reuse the
-// stored pair as long as it loads and has not expired.
-func SelfSigned(dir string, hosts []string) (tls.Certificate, string, error) {
-	certPath := filepath.Join(dir, SelfSignedCertFile)
-	keyPath := filepath.Join(dir, SelfSignedKeyFile)
+// certificate for hosts (names, IP addresses, or both), valid ten years
+// (Generate), and stores it in dir as CertFile and KeyFile with
+// flash.Replace: atomically, mode 0600, the directory fsynced. Later calls
+// reuse the stored pair as long as it loads and has not expired; a damaged
+// or expired pair is made again. dir must exist (the agent makes its data
+// directory at start): Load does not create it.
+func Load(dir string, hosts []string) (tls.Certificate, string, error) {
+	if fi, err := os.Stat(dir); err != nil {
+		return tls.Certificate{}, "", fmt.Errorf("self-signed certificate: %w", err)
+	} else if !fi.IsDir() {
+		return tls.Certificate{}, "", fmt.Errorf("self-signed certificate: %s is not a directory", dir)
+	}
+	certPath := filepath.Join(dir, CertFile)
+	keyPath := filepath.Join(dir, KeyFile)
 	certPEM, errC := os.ReadFile(certPath)
 	keyPEM, errK := os.ReadFile(keyPath)
 	switch {
@@ -50,14 +64,14 @@ func SelfSigned(dir string, hosts []string) (tls.Certificate, string, error) {
 	case errK != nil && !errors.Is(errK, fs.ErrNotExist):
 		return tls.Certificate{}, "", fmt.Errorf("self-signed certificate: %w", errK)
 	}
-	certPEM, keyPEM, err := NewSelfSigned(hosts, time.Now())
+	certPEM, keyPEM, err := Generate(hosts, time.Now())
 	if err != nil {
 		return tls.Certificate{}, "", err
 	}
-	if err := writeFile0600(keyPath, keyPEM); err != nil {
+	if err := flash.Replace(keyPath, keyPEM); err != nil {
 		return tls.Certificate{}, "", fmt.Errorf("self-signed certificate: %w", err)
 	}
-	if err := writeFile0600(certPath, certPEM); err != nil {
+	if err := flash.Replace(certPath, certPEM); err != nil {
 		return tls.Certificate{}, "", fmt.Errorf("self-signed certificate: %w", err)
 	}
 	c, err := tls.X509KeyPair(certPEM, keyPEM)
@@ -67,8 +81,8 @@ func SelfSigned(dir string, hosts []string) (tls.Certificate, string, error) {
 	return c, Fingerprint(c.Certificate[0]), nil
 }
 
-// NewSelfSigned makes an ECDSA P-256 certificate for hosts valid from now
-// (less an hour, for clocks behind) for SelfSignedValidity, and returns the
+// Generate makes an ECDSA P-256 certificate for hosts valid from now
+// (less an hour, for clocks behind) for Validity, and returns the
 // certificate and its SEC 1 ("EC PRIVATE KEY") key as PEM. An IP address
 // among hosts becomes an IP SAN, anything else a DNS SAN; the first host is
 // the common name. The certificate is a server certificate (key usage
@@ -76,7 +90,7 @@ func SelfSigned(dir string, hosts []string) (tls.Certificate, string, error) {
 //
 // The DER is written here rather than by x509.CreateCertificate, whose
 // encoder would add some 65 KB to the binary for this one certificate.
-func NewSelfSigned(hosts []string, now time.Time) (certPEM, keyPEM []byte, err error) {
+func Generate(hosts []string, now time.Time) (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, fmt.Errorf("self-signed certificate: %w", err)
@@ -126,7 +140,7 @@ func NewSelfSigned(hosts []string, now time.Time) (certPEM, keyPEM []byte, err e
 		der(0x02, serial),
 		der(0x30, oidECDSAWithSHA256),
 		name,
-		der(0x30, derTime(now.Add(-time.Hour)), derTime(now.Add(SelfSignedValidity))),
+		der(0x30, derTime(now.Add(-time.Hour)), derTime(now.Add(Validity))),
 		name,
 		der(0x30, der(0x30, oidECPublicKey, oidP256), der(0x03, []byte{0}, pub)),
 		der(0xa3, der(0x30, exts...)))
@@ -142,7 +156,7 @@ func NewSelfSigned(hosts []string, now time.Time) (certPEM, keyPEM []byte, err e
 	return certPEM, keyPEM, nil
 }
 
-// DER encodings of the object identifiers and values NewSelfSigned uses.
+// DER encodings of the object identifiers and values Generate uses.
 var (
 	oidECDSAWithSHA256  = []byte{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02} // 1.2.840.10045.4.3.2
 	oidECPublicKey      = []byte{0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01}       // 1.2.840.10045.2.1
@@ -203,35 +217,4 @@ func Fingerprint(der []byte) string {
 		b.WriteString(h[i : i+2])
 	}
 	return b.String()
-}
-
-// writeFile0600 writes data to path through a temporary file in the same
-// directory: write, sync, close, rename.
-func writeFile0600(path string, data []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err := f.Chmod(0o600); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }

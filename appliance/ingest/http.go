@@ -1,4 +1,15 @@
-package webui
+package ingest
+
+// The alarm endpoints over HTTP, both behind HTTP Basic credentials
+// ([http] alarm_user and alarm_password):
+//
+//	POST /alarm         one alarm or an array (application/json), or one
+//	                    alarm as form fields (application/x-www-form-urlencoded)
+//	POST /alertmanager  the Prometheus Alertmanager webhook, version 4
+//
+// An endpoint answers success only once every alarm of the request is safe,
+// and a retryable 503 otherwise; see HTTP. The admin page (webui) serves
+// this handler on its listener; a build without the page serves it alone.
 
 import (
 	"crypto/sha256"
@@ -15,7 +26,6 @@ import (
 	"strings"
 
 	"mailagent/appliance/alarm"
-	"mailagent/appliance/ingest"
 	"mailagent/appliance/lograte"
 )
 
@@ -25,11 +35,11 @@ const MaxFormBody = 64 << 10
 // RetryAfter is the Retry-After, in seconds, of a 503 answer.
 const RetryAfter = 60
 
-// AlarmOptions configure AlarmHandler.
-type AlarmOptions struct {
+// HTTPOptions configure HTTP.
+type HTTPOptions struct {
 	// Sink takes each alarm; it returns once the alarm is safe, or an error.
 	// It must be set.
-	Sink ingest.Sink
+	Sink Sink
 	// User and Password are the HTTP Basic credentials senders must give
 	// ([http] alarm_user and alarm_password, the password revealed). While
 	// either is empty every request is refused.
@@ -39,7 +49,7 @@ type AlarmOptions struct {
 	Log *slog.Logger
 }
 
-// AlarmHandler serves the alarm endpoints, POST /alarm and POST
+// HTTP serves the alarm endpoints, POST /alarm and POST
 // /alertmanager (other paths are not found, other methods 405):
 //
 //   - 401 with WWW-Authenticate without the right Basic credentials,
@@ -60,7 +70,7 @@ type AlarmOptions struct {
 //
 // Every answer carries Cache-Control: no-store. Neither the password nor
 // the Authorization header appears in an answer or a log line.
-func AlarmHandler(o AlarmOptions) http.Handler {
+func HTTP(o HTTPOptions) http.Handler {
 	h := &alarmHandler{sink: o.Sink, log: o.Log}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -84,7 +94,7 @@ func AlarmHandler(o AlarmOptions) http.Handler {
 }
 
 type alarmHandler struct {
-	sink           ingest.Sink
+	sink           Sink
 	log            *slog.Logger
 	unset          string // the config key not set, "" when both are
 	user, password [sha256.Size]byte
@@ -238,7 +248,7 @@ func badRequest(w http.ResponseWriter, err error) {
 
 // reason is err's message on one line of at most 300 bytes.
 func reason(err error) string {
-	s := strings.NewReplacer("\r", " ", "\n", " ").Replace(err.Error())
+	s := oneLine(err.Error())
 	if len(s) > 300 {
 		s = strings.ToValidUTF8(s[:300], "") + "…"
 	}

@@ -1,8 +1,6 @@
-package webui
+package ingest
 
 import (
-	"bytes"
-	"context"
 	"encoding/base64"
 	"errors"
 	"io"
@@ -11,7 +9,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 
 	"mailagent/appliance/alarm"
@@ -22,51 +19,7 @@ const (
 	testPassword = "canary-Pw-4f1e9c" // must never show in an answer or a log
 )
 
-// fakeSink records what it takes and refuses alarms whose code is in refuse.
-type fakeSink struct {
-	mu     sync.Mutex
-	got    []alarm.Alarm
-	offers int
-	refuse map[string]bool
-}
-
-var errFull = errors.New("the alarm queue is full of more severe alarms; try again later")
-
-func (f *fakeSink) take(ctx context.Context, a alarm.Alarm) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.offers++
-	if f.refuse[a.Code] || f.refuse["*"] {
-		return errFull
-	}
-	f.got = append(f.got, a)
-	return nil
-}
-
-func (f *fakeSink) alarms() []alarm.Alarm {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]alarm.Alarm(nil), f.got...)
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-// testServer serves AlarmHandler on 127.0.0.1 and keeps every answer and
+// testServer serves HTTP on 127.0.0.1 and keeps every answer and
 // log line for the canary check at the end of the test.
 type testServer struct {
 	t       *testing.T
@@ -75,11 +28,11 @@ type testServer struct {
 	answers strings.Builder
 }
 
-func newForTest(t *testing.T, o AlarmOptions) *testServer {
+func newHTTPForTest(t *testing.T, o HTTPOptions) *testServer {
 	t.Helper()
 	ts := &testServer{t: t, logs: new(syncBuffer)}
 	o.Log = slog.New(slog.NewTextHandler(io.MultiWriter(t.Output(), ts.logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv := httptest.NewServer(AlarmHandler(o))
+	srv := httptest.NewServer(HTTP(o))
 	t.Cleanup(srv.Close)
 	ts.url = srv.URL
 	t.Cleanup(func() {
@@ -242,7 +195,7 @@ func TestAlarmRequests(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sink := new(fakeSink)
-			ts := newForTest(t, AlarmOptions{Sink: sink.take, User: testUser, Password: testPassword})
+			ts := newHTTPForTest(t, HTTPOptions{Sink: sink.take, User: testUser, Password: testPassword})
 			tt.rq.user, tt.rq.password = testUser, testPassword
 			got := ts.do(tt.rq)
 			if got.status != tt.status || !strings.Contains(got.body, tt.body) {
@@ -302,7 +255,7 @@ func TestAlarmAuth(t *testing.T) {
 		for _, path := range []string{"/alarm", "/alertmanager"} {
 			t.Run(tt.name+" "+path, func(t *testing.T) {
 				sink := new(fakeSink)
-				ts := newForTest(t, AlarmOptions{Sink: sink.take, User: tt.user, Password: tt.password})
+				ts := newHTTPForTest(t, HTTPOptions{Sink: sink.take, User: tt.user, Password: tt.password})
 				rq := tt.rq
 				rq.path, rq.contentType, rq.body = path, jsonType, body
 				if path == "/alertmanager" {
@@ -329,7 +282,7 @@ func TestAlarmAuth(t *testing.T) {
 	// An empty Authorization header sent explicitly when nothing is
 	// configured: still refused.
 	t.Run("empty basic when nothing configured", func(t *testing.T) {
-		ts := newForTest(t, AlarmOptions{Sink: new(fakeSink).take})
+		ts := newHTTPForTest(t, HTTPOptions{Sink: new(fakeSink).take})
 		r, _ := http.NewRequest("POST", ts.url+"/alarm", strings.NewReader(body))
 		r.Header.Set("Content-Type", jsonType)
 		r.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(":")))
@@ -367,7 +320,7 @@ func TestAlarmSinkRefuses(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sink := &fakeSink{refuse: map[string]bool{tt.refuse: true}}
-			ts := newForTest(t, AlarmOptions{Sink: sink.take, User: testUser, Password: testPassword})
+			ts := newHTTPForTest(t, HTTPOptions{Sink: sink.take, User: testUser, Password: testPassword})
 			tt.rq.user, tt.rq.password = testUser, testPassword
 			got := ts.do(tt.rq)
 			if got.status != http.StatusServiceUnavailable {
@@ -399,7 +352,7 @@ func TestAlarmSinkRefuses(t *testing.T) {
 // least once.
 func TestAlarmRetryAfterPartialBatch(t *testing.T) {
 	sink := &fakeSink{refuse: map[string]bool{"B": true}}
-	ts := newForTest(t, AlarmOptions{Sink: sink.take, User: testUser, Password: testPassword})
+	ts := newHTTPForTest(t, HTTPOptions{Sink: sink.take, User: testUser, Password: testPassword})
 	rq := request{path: "/alarm", contentType: jsonType, user: testUser, password: testPassword,
 		body: `[{"severity":"minor","code":"A"},{"severity":"minor","code":"B"}]`}
 	if got := ts.do(rq); got.status != 503 {
@@ -442,7 +395,7 @@ func TestReason(t *testing.T) {
 // still gets its answer.
 func TestAlarmRefusalLogIsQuiet(t *testing.T) {
 	sink := &fakeSink{refuse: map[string]bool{"*": true}}
-	ts := newForTest(t, AlarmOptions{Sink: sink.take, User: testUser, Password: testPassword})
+	ts := newHTTPForTest(t, HTTPOptions{Sink: sink.take, User: testUser, Password: testPassword})
 	for range 50 {
 		if got := ts.do(request{path: "/alarm", contentType: jsonType, body: `{"severity":"minor","code":"A"}`,
 			user: testUser, password: "wrong-" + testPassword}); got.status != 401 {

@@ -1,4 +1,4 @@
-package webui
+package selfsigned
 
 import (
 	"crypto/ecdsa"
@@ -22,10 +22,10 @@ func TestFingerprint(t *testing.T) {
 	}
 }
 
-func TestSelfSigned(t *testing.T) {
+func TestLoad(t *testing.T) {
 	dir := t.TempDir()
 	hosts := []string{"box.example.com", "192.168.1.10", "[fe80::1]", ""}
-	c, fp, err := SelfSigned(dir, hosts)
+	c, fp, err := Load(dir, hosts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestSelfSigned(t *testing.T) {
 	if err := leaf.VerifyHostname("box.example.com"); err != nil {
 		t.Error(err)
 	}
-	for _, name := range []string{SelfSignedCertFile, SelfSignedKeyFile} {
+	for _, name := range []string{CertFile, KeyFile} {
 		fi, err := os.Stat(filepath.Join(dir, name))
 		if err != nil {
 			t.Fatal(err)
@@ -71,37 +71,37 @@ func TestSelfSigned(t *testing.T) {
 	}
 
 	// A later start reuses the pair, whatever the hosts.
-	_, fp2, err := SelfSigned(dir, []string{"other"})
+	_, fp2, err := Load(dir, []string{"other"})
 	if err != nil || fp2 != fp {
-		t.Errorf("second SelfSigned = %s, %v; want %s", fp2, err, fp)
+		t.Errorf("second Load = %s, %v; want %s", fp2, err, fp)
 	}
 
 	// A damaged pair is replaced.
-	if err := os.WriteFile(filepath.Join(dir, SelfSignedKeyFile), []byte("junk"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, KeyFile), []byte("junk"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, fp3, err := SelfSigned(dir, hosts)
+	_, fp3, err := Load(dir, hosts)
 	if err != nil || fp3 == fp {
-		t.Errorf("after damage SelfSigned = %s, %v; want a new certificate", fp3, err)
+		t.Errorf("after damage Load = %s, %v; want a new certificate", fp3, err)
 	}
 
 	// The certificate serves TLS.
-	if _, err := tls.X509KeyPair(mustRead(t, filepath.Join(dir, SelfSignedCertFile)), mustRead(t, filepath.Join(dir, SelfSignedKeyFile))); err != nil {
+	if _, err := tls.X509KeyPair(mustRead(t, filepath.Join(dir, CertFile)), mustRead(t, filepath.Join(dir, KeyFile))); err != nil {
 		t.Errorf("stored pair does not load: %v", err)
 	}
 }
 
-func TestSelfSignedUnreadable(t *testing.T) {
+func TestLoadUnreadable(t *testing.T) {
 	dir := t.TempDir()
 	// a directory where the certificate should be: neither readable nor missing
-	if err := os.Mkdir(filepath.Join(dir, SelfSignedCertFile), 0o700); err != nil {
+	if err := os.Mkdir(filepath.Join(dir, CertFile), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := SelfSigned(dir, []string{"box"}); err == nil {
-		t.Error("SelfSigned over a directory succeeded")
+	if _, _, err := Load(dir, []string{"box"}); err == nil {
+		t.Error("Load over a directory succeeded")
 	}
-	if _, _, err := SelfSigned(filepath.Join(dir, "missing"), []string{"box"}); err == nil {
-		t.Error("SelfSigned into a missing directory succeeded")
+	if _, _, err := Load(filepath.Join(dir, "missing"), []string{"box"}); err == nil {
+		t.Error("Load into a missing directory succeeded")
 	}
 }
 
@@ -114,11 +114,11 @@ func mustRead(t *testing.T, path string) []byte {
 	return b
 }
 
-// TestNewSelfSignedDER checks the hand-written certificate the way browsers
+// TestGenerateDER checks the hand-written certificate the way browsers
 // and the x509 package read it, and serves TLS with it.
-func TestNewSelfSignedDER(t *testing.T) {
+func TestGenerateDER(t *testing.T) {
 	for _, now := range []time.Time{time.Now(), time.Date(2045, 6, 1, 0, 0, 0, 0, time.UTC)} {
-		certPEM, keyPEM, err := NewSelfSigned([]string{"box.example.com", "127.0.0.1", "::1"}, now)
+		certPEM, keyPEM, err := Generate([]string{"box.example.com", "127.0.0.1", "::1"}, now)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -137,7 +137,7 @@ func TestNewSelfSignedDER(t *testing.T) {
 		if err := leaf.CheckSignature(leaf.SignatureAlgorithm, leaf.RawTBSCertificate, leaf.Signature); err != nil {
 			t.Errorf("self-signature: %v", err)
 		}
-		if !leaf.NotBefore.Equal(now.Add(-time.Hour).Truncate(time.Second)) || !leaf.NotAfter.Equal(now.Add(SelfSignedValidity).Truncate(time.Second)) {
+		if !leaf.NotBefore.Equal(now.Add(-time.Hour).Truncate(time.Second)) || !leaf.NotAfter.Equal(now.Add(Validity).Truncate(time.Second)) {
 			t.Errorf("validity %v – %v for now %v", leaf.NotBefore, leaf.NotAfter, now)
 		}
 		if leaf.SerialNumber.Sign() <= 0 {
@@ -148,7 +148,7 @@ func TestNewSelfSignedDER(t *testing.T) {
 		}
 	}
 
-	certPEM, keyPEM, err := NewSelfSigned([]string{"box.example.com"}, time.Now())
+	certPEM, keyPEM, err := Generate([]string{"box.example.com"}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
