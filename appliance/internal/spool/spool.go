@@ -178,8 +178,8 @@ func Open(dir string, opts Options) (*Spool, error) {
 	if opts.Max == 0 {
 		opts.Max = DefaultMax
 	}
-	if err := makeDir(dir); err != nil {
-		return nil, fmt.Errorf("open spool %s: %w", dir, flash.Cause(err))
+	if err := flash.MakeDir(dir); err != nil {
+		return nil, fmt.Errorf("open spool %s: %w", dir, err)
 	}
 	d, err := os.Open(dir)
 	if err != nil {

@@ -1,11 +1,8 @@
 package spool
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
 
 	"golang.org/x/sys/unix"
 
@@ -63,28 +60,4 @@ func (s *Spool) syncDir() error {
 		return fmt.Errorf("sync %s: %w", s.path, flash.Cause(err))
 	}
 	return nil
-}
-
-// makeDir creates dir 0700 if it is missing, and fsyncs its parent so the
-// new entry survives a power cut.
-func makeDir(dir string) error {
-	fi, err := os.Stat(dir)
-	if err == nil {
-		if !fi.IsDir() {
-			return fmt.Errorf("%s is not a directory", dir)
-		}
-		return nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	p, err := os.Open(filepath.Dir(filepath.Clean(dir)))
-	if err != nil {
-		return err
-	}
-	defer p.Close()
-	return p.Sync()
 }
