@@ -1,15 +1,18 @@
 package smtptest_test
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/textproto"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-smtp"
 
@@ -342,6 +345,63 @@ func TestDelivery(t *testing.T) {
 	if msg != "2.0.0 Ok: queued as "+m[0].QueueID {
 		t.Errorf("reply %q, queue id %q", msg, m[0].QueueID)
 	}
+}
+
+// TestWaitMessages: a waiter started before the mail is woken by it, a
+// refused mail wakes nobody, and a wait that ends first says so.
+func TestWaitMessages(t *testing.T) {
+	s, rec := newServer(t, smtptest.Options{
+		Reject: func(from string, to []string) *smtp.SMTPError {
+			if from == mailbox {
+				return nil
+			}
+			return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 2, 252}, Message: "SendAsDenied"}
+		},
+	})
+	short, cancel := context.WithCancel(context.Background())
+	cancel()
+	if m, err := s.WaitMessages(short, 1); len(m) != 0 || !errors.Is(err, context.Canceled) {
+		t.Errorf("WaitMessages(cancelled) = %d mails, %v; want none and context.Canceled", len(m), err)
+	}
+	type result struct {
+		m   []smtptest.Message
+		err error
+	}
+	waited := make(chan result, 1)
+	go func() {
+		m, err := s.WaitMessages(context.Background(), 1)
+		waited <- result{m, err}
+	}()
+	c := dial(t, s)
+	c.startTLS()
+	c.want("AUTH LOGIN", 334)
+	c.want(b64(mailbox), 334)
+	c.want(b64(password), 235)
+	send := func(from string, code int) {
+		c.want("MAIL FROM:<"+from+">", 250)
+		c.want("RCPT TO:<ops@example.test>", 250)
+		c.want("DATA", 354)
+		c.want("Subject: hi\r\n\r\nbody\r\n.", code)
+	}
+	send("boss@example.test", 554)
+	select {
+	case r := <-waited:
+		t.Fatalf("a refused mail ended the wait: %d mails, %v", len(r.m), r.err)
+	default:
+	}
+	send(mailbox, 250)
+	select {
+	case r := <-waited:
+		if len(r.m) != 1 || r.err != nil || r.m[0].From != mailbox {
+			t.Errorf("WaitMessages = %+v, %v; want the one mail", r.m, r.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("WaitMessages did not return once the mail was accepted")
+	}
+	if m, err := s.WaitMessages(context.Background(), 1); len(m) != 1 || err != nil {
+		t.Errorf("WaitMessages for a mail already there = %d mails, %v", len(m), err)
+	}
+	checkViolations(t, s, rec)
 }
 
 func TestImplicitTLS(t *testing.T) {
