@@ -30,6 +30,9 @@ func (s *Spool) Put(a alarm.Alarm) (ID, error) {
 	r := &putReq{sev: a.Severity, data: data}
 	s.waitMu.Lock()
 	s.waiting = append(s.waiting, r)
+	if s.testHookQueued != nil {
+		s.testHookQueued(len(s.waiting))
+	}
 	s.waitMu.Unlock()
 
 	// Whoever holds commitMu writes everything waiting, this put included

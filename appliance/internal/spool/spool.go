@@ -166,6 +166,9 @@ type Spool struct {
 
 	// testHookStep, if set, is called after each step that changes files.
 	testHookStep func(step string)
+	// testHookQueued, if set, is called when a Put has joined the waiting
+	// ones, with how many wait now (waitMu held).
+	testHookQueued func(waiting int)
 }
 
 // Open opens the spool in dir, creating the directory (0700) if needed. It
