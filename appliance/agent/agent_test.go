@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -74,6 +75,31 @@ ca_file = %q
 		t.Fatalf("config has problems: %v", err)
 	}
 	return a, logged
+}
+
+// runForTest runs a until stop, which cancels it and returns what Run
+// returned (also at the end of the test, if not called). It returns once a
+// is ready and fails the test if Run ends before.
+func runForTest(t *testing.T, a *Agent) (ctx context.Context, stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx, func() { close(ready) }) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("Run = %v", err)
+	}
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() { cancel(); err = <-done })
+		return err
+	}
+	t.Cleanup(func() { stop() })
+	return ctx, stop
 }
 
 func token(testing.TB) string {
@@ -185,15 +211,7 @@ const tokensHint = "tokens.toml"
 func TestAlarmThroughSocket(t *testing.T) {
 	srv := smtptest.New(t, smtptest.Options{Users: map[string]string{"alarm@example.test": "pw"}})
 	a := newForTest(t, srv, "user = \"alarm@example.test\"\npassword = \"pw\"", nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan struct{})
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, func() { close(ready) }) }()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("Run = %v", err)
-	}
+	ctx, stopAgent := runForTest(t, a)
 	al := alarm.Alarm{Severity: alarm.Major, Code: "LINK-DOWN", Source: "eth1", Text: "link lost on port 3\r\nSubject: injected\r\n.\r\n",
 		Details: []alarm.Detail{{Key: "port", Value: "3"}}}
 	if spooled, err := a.Raise(context.Background(), al); err != nil || spooled {
@@ -202,8 +220,7 @@ func TestAlarmThroughSocket(t *testing.T) {
 	wait, stop := context.WithTimeout(ctx, 10*time.Second)
 	srv.WaitMessages(wait, 1)
 	stop()
-	cancel()
-	if err := <-done; err != nil {
+	if err := stopAgent(); err != nil {
 		t.Errorf("Run = %v", err)
 	}
 	msgs := srv.Messages()
@@ -300,12 +317,7 @@ func TestDeliveryFailureRaisesAttention(t *testing.T) {
 	a, logged := newWatchedForTest(t, srv, "user = \"alarm@example.test\"\npassword = \"wrong\"", nil)
 	led := filepath.Join(t.TempDir(), "brightness")
 	a.board.Attention = led
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ready := make(chan struct{})
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, func() { close(ready) }) }()
-	<-ready
+	ctx, _ := runForTest(t, a)
 	if _, err := a.Raise(ctx, alarm.Alarm{Severity: alarm.Critical, Code: "PSU", Text: "power supply failed"}); err != nil {
 		t.Fatal(err)
 	}
@@ -338,8 +350,6 @@ func TestDeliveryFailureRaisesAttention(t *testing.T) {
 	if n := len(srv.Messages()); n != 1 {
 		t.Fatalf("server got %d mails, want 1", n)
 	}
-	cancel()
-	<-done
 }
 
 func TestSecretExpiryWarnings(t *testing.T) {

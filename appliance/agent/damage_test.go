@@ -6,7 +6,6 @@ package agent
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"log/slog"
 	"mime"
@@ -104,16 +103,7 @@ password = "pw"
 				t.Fatalf("New = %v", err)
 			}
 			seen := len(srv.Messages())
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			ready := make(chan struct{})
-			done := make(chan error, 1)
-			go func() { done <- a.Run(ctx, func() { close(ready) }) }()
-			select {
-			case <-ready:
-			case err := <-done:
-				t.Fatalf("Run = %v", err)
-			}
+			ctx, stop := runForTest(t, a)
 
 			// The intact alarms arrive, and the spool empties: the agent
 			// logs each mail once it has removed its alarm from the spool.
@@ -150,8 +140,7 @@ password = "pw"
 			if q.SetAside != 1 || q.NewestBad != names[tt.victim]+".bad" {
 				t.Fatalf("Queue reports %d set aside, newest %q; want 1, %s.bad", q.SetAside, q.NewestBad, names[tt.victim])
 			}
-			cancel()
-			if err := <-done; err != nil {
+			if err := stop(); err != nil {
 				t.Fatalf("Run = %v", err)
 			}
 		})

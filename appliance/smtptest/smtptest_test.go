@@ -108,6 +108,33 @@ func (c *client) startTLS() {
 	c.want("EHLO box.example.test", 250)
 }
 
+// login authenticates as mailbox with LOGIN.
+func (c *client) login() {
+	c.t.Helper()
+	c.want("AUTH LOGIN", 334)
+	c.want(b64(mailbox), 334)
+	c.want(b64(password), 235)
+}
+
+// mail sends a message from from and returns the reply to its end, which
+// must have code.
+func (c *client) mail(from string, code int) string {
+	c.t.Helper()
+	c.want("MAIL FROM:<"+from+">", 250)
+	c.want("RCPT TO:<ops@example.test>", 250)
+	c.want("DATA", 354)
+	return c.want("Subject: hi\r\n\r\n..dot\r\n.", code)
+}
+
+// onlyFromMailbox refuses mail from anyone but mailbox, as Exchange refuses
+// a sender the account may not send as.
+func onlyFromMailbox(from string, to []string) *smtp.SMTPError {
+	if from == mailbox {
+		return nil
+	}
+	return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 2, 252}, Message: "SendAsDenied"}
+}
+
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
 func xoauth2(user, tok string) string {
@@ -305,32 +332,17 @@ func TestMailBeforeAuth(t *testing.T) {
 }
 
 func TestDelivery(t *testing.T) {
-	s, rec := newServer(t, smtptest.Options{
-		Reject: func(from string, to []string) *smtp.SMTPError {
-			if from == mailbox {
-				return nil
-			}
-			return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 2, 252}, Message: "SendAsDenied"}
-		},
-	})
+	s, rec := newServer(t, smtptest.Options{Reject: onlyFromMailbox})
 	c := dial(t, s)
 	c.startTLS()
-	c.want("AUTH LOGIN", 334)
-	c.want(b64(mailbox), 334)
-	c.want(b64(password), 235)
+	c.login()
 	// EHLO again (go-smtp's client does so after RSET) keeps the session
 	// authenticated.
 	c.want("EHLO box.example.test", 250)
-	send := func(from string, code int) string {
-		c.want("MAIL FROM:<"+from+">", 250)
-		c.want("RCPT TO:<ops@example.test>", 250)
-		c.want("DATA", 354)
-		return c.want("Subject: hi\r\n\r\n..dot\r\n.", code)
-	}
-	if msg := send("boss@example.test", 554); msg != "5.2.252 SendAsDenied" {
+	if msg := c.mail("boss@example.test", 554); msg != "5.2.252 SendAsDenied" {
 		t.Errorf("refused with %q", msg)
 	}
-	msg := send(mailbox, 250)
+	msg := c.mail(mailbox, 250)
 	checkViolations(t, s, rec)
 	m := s.Messages()
 	if len(m) != 1 {
@@ -350,14 +362,7 @@ func TestDelivery(t *testing.T) {
 // TestWaitMessages: a waiter started before the mail is woken by it, a
 // refused mail wakes nobody, and a wait that ends first says so.
 func TestWaitMessages(t *testing.T) {
-	s, rec := newServer(t, smtptest.Options{
-		Reject: func(from string, to []string) *smtp.SMTPError {
-			if from == mailbox {
-				return nil
-			}
-			return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 2, 252}, Message: "SendAsDenied"}
-		},
-	})
+	s, rec := newServer(t, smtptest.Options{Reject: onlyFromMailbox})
 	short, cancel := context.WithCancel(context.Background())
 	cancel()
 	if m, err := s.WaitMessages(short, 1); len(m) != 0 || !errors.Is(err, context.Canceled) {
@@ -374,22 +379,14 @@ func TestWaitMessages(t *testing.T) {
 	}()
 	c := dial(t, s)
 	c.startTLS()
-	c.want("AUTH LOGIN", 334)
-	c.want(b64(mailbox), 334)
-	c.want(b64(password), 235)
-	send := func(from string, code int) {
-		c.want("MAIL FROM:<"+from+">", 250)
-		c.want("RCPT TO:<ops@example.test>", 250)
-		c.want("DATA", 354)
-		c.want("Subject: hi\r\n\r\nbody\r\n.", code)
-	}
-	send("boss@example.test", 554)
+	c.login()
+	c.mail("boss@example.test", 554)
 	select {
 	case r := <-waited:
 		t.Fatalf("a refused mail ended the wait: %d mails, %v", len(r.m), r.err)
 	default:
 	}
-	send(mailbox, 250)
+	c.mail(mailbox, 250)
 	select {
 	case r := <-waited:
 		if len(r.m) != 1 || r.err != nil || r.m[0].From != mailbox {
