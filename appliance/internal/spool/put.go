@@ -17,8 +17,8 @@ import (
 // error wraps ErrFull.
 //
 // Puts that arrive while another is being written are written together
-// (see "Group commit" above), with the outcome of putting them one by one
-// in the order they arrived.
+// (see "Group commit" in the package doc), with the outcome of putting them
+// one by one in the order they arrived.
 func (s *Spool) Put(a alarm.Alarm) (ID, error) {
 	if err := a.Validate(); err != nil {
 		return "", fmt.Errorf("put alarm: %w", err)
