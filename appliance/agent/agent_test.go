@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/mail"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +28,14 @@ const longToken = "ya29.secret-token-"
 // newForTest writes mailagent.toml (and tokens.toml, if tokens is not nil)
 // for srv into a fresh data directory and loads an agent from it.
 func newForTest(t *testing.T, srv *smtptest.Server, extra string, tokens *oauth.Tokens) *Agent {
+	t.Helper()
+	a, _ := newWatchedForTest(t, srv, extra, tokens)
+	return a
+}
+
+// newWatchedForTest is newForTest whose log, besides the test's output,
+// goes to a logWatch the test can wait on.
+func newWatchedForTest(t *testing.T, srv *smtptest.Server, extra string, tokens *oauth.Tokens) (*Agent, *logWatch) {
 	t.Helper()
 	dir := t.TempDir()
 	ca := filepath.Join(dir, "ca.pem")
@@ -56,14 +66,40 @@ ca_file = %q
 			t.Fatal(err)
 		}
 	}
-	a, err := New(Options{Board: board.Profile{Name: "host"}, DataDir: dir, Log: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	logged := newLogWatch()
+	a, err := New(Options{Board: board.Profile{Name: "host"}, DataDir: dir, Log: slog.New(slog.NewTextHandler(io.MultiWriter(t.Output(), logged), nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Problems(); err != nil {
 		t.Fatalf("config has problems: %v", err)
 	}
-	return a
+	return a, logged
+}
+
+// runForTest runs a until stop, which cancels it and returns what Run
+// returned (also at the end of the test, if not called). It returns once a
+// is ready and fails the test if Run ends before.
+func runForTest(t *testing.T, a *Agent) (ctx context.Context, stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx, func() { close(ready) }) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("Run = %v", err)
+	}
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() { cancel(); err = <-done })
+		return err
+	}
+	t.Cleanup(func() { stop() })
+	return ctx, stop
 }
 
 func token(testing.TB) string {
@@ -175,25 +211,16 @@ const tokensHint = "tokens.toml"
 func TestAlarmThroughSocket(t *testing.T) {
 	srv := smtptest.New(t, smtptest.Options{Users: map[string]string{"alarm@example.test": "pw"}})
 	a := newForTest(t, srv, "user = \"alarm@example.test\"\npassword = \"pw\"", nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan struct{})
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, func() { close(ready) }) }()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("Run = %v", err)
-	}
+	ctx, stopAgent := runForTest(t, a)
 	al := alarm.Alarm{Severity: alarm.Major, Code: "LINK-DOWN", Source: "eth1", Text: "link lost on port 3\r\nSubject: injected\r\n.\r\n",
 		Details: []alarm.Detail{{Key: "port", Value: "3"}}}
 	if spooled, err := a.Raise(context.Background(), al); err != nil || spooled {
 		t.Fatalf("Raise = %v, %v; want taken by the agent", spooled, err)
 	}
-	for i := 0; i < 200 && len(srv.Messages()) == 0; i++ {
-		time.Sleep(50 * time.Millisecond)
-	}
-	cancel()
-	if err := <-done; err != nil {
+	wait, stop := context.WithTimeout(ctx, 10*time.Second)
+	srv.WaitMessages(wait, 1)
+	stop()
+	if err := stopAgent(); err != nil {
 		t.Errorf("Run = %v", err)
 	}
 	msgs := srv.Messages()
@@ -287,31 +314,23 @@ client_secret = "secret"
 
 func TestDeliveryFailureRaisesAttention(t *testing.T) {
 	srv := smtptest.New(t, smtptest.Options{Users: map[string]string{"alarm@example.test": "right"}})
-	a := newForTest(t, srv, "user = \"alarm@example.test\"\npassword = \"wrong\"", nil)
+	a, logged := newWatchedForTest(t, srv, "user = \"alarm@example.test\"\npassword = \"wrong\"", nil)
 	led := filepath.Join(t.TempDir(), "brightness")
 	a.board.Attention = led
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ready := make(chan struct{})
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, func() { close(ready) }) }()
-	<-ready
+	ctx, _ := runForTest(t, a)
 	if _, err := a.Raise(ctx, alarm.Alarm{Severity: alarm.Critical, Code: "PSU", Text: "power supply failed"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor := func(what string, ok func() bool) {
+	ledIs := func(want string) {
 		t.Helper()
-		for i := 0; i < 200 && !ok(); i++ {
-			time.Sleep(50 * time.Millisecond)
-		}
-		if !ok() {
-			t.Fatalf("timed out waiting for %s", what)
+		b, err := os.ReadFile(led)
+		if got := strings.TrimSpace(string(b)); err != nil || got != want {
+			t.Fatalf("attention indicator %q (%v), want %q", got, err, want)
 		}
 	}
-	ledIs := func(v string) func() bool {
-		return func() bool { b, _ := os.ReadFile(led); return strings.TrimSpace(string(b)) == v }
-	}
-	waitFor("the attention indicator", ledIs("1"))
+	// The agent sets the indicator, then logs the failure.
+	logged.waitFor(t, "alarm mail cannot be delivered", 1)
+	ledIs("1")
 	ls, err := a.Live(ctx)
 	if err != nil || !strings.Contains(ls.Failing, "535") || ls.Hint == "" || ls.Spooled != 1 || ls.NextTry.IsZero() {
 		t.Fatalf("Live = %+v, %v; want the 535, a hint, the alarm on flash and a next try", ls, err)
@@ -325,10 +344,12 @@ func TestDeliveryFailureRaisesAttention(t *testing.T) {
 	if err := a.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor("the mail", func() bool { return len(srv.Messages()) == 1 })
-	waitFor("the attention indicator to go off", ledIs("0"))
-	cancel()
-	<-done
+	// The mail goes; the agent clears the indicator, then logs that.
+	logged.waitFor(t, "alarm mail is delivered again", 1)
+	ledIs("0")
+	if n := len(srv.Messages()); n != 1 {
+		t.Fatalf("server got %d mails, want 1", n)
+	}
 }
 
 func TestSecretExpiryWarnings(t *testing.T) {

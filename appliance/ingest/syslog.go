@@ -91,6 +91,18 @@ type Syslog struct {
 	received, accepted, ignored, malformed, refused, connsRejected atomic.Uint64
 
 	refusals, rejections lograte.Limiter
+
+	// testHookCounted, if not nil, gets a token, without blocking, each
+	// time a count changes.
+	testHookCounted chan struct{}
+}
+
+// counted tells a test waiting on testHookCounted that a count changed.
+func (s *Syslog) counted() {
+	select {
+	case s.testHookCounted <- struct{}{}:
+	default:
+	}
 }
 
 // refusalLogEvery spaces the log lines about refused alarms and rejected
@@ -310,6 +322,7 @@ func (s *Syslog) track(c net.Conn) bool {
 	if len(s.conns) >= s.maxConns {
 		c.Close()
 		s.connsRejected.Add(1)
+		s.counted()
 		if ok, skipped := s.rejections.Allow(); ok {
 			s.log.Warn("syslog tcp connection rejected: too many open", "peer", c.RemoteAddr().String(),
 				"max_conns", s.maxConns, "rejected_total", s.connsRejected.Load(), "not_logged", skipped)
@@ -348,6 +361,7 @@ func (s *Syslog) serveConn(ctx context.Context, c net.Conn) {
 		// the broken frame held is one malformed message.
 		s.received.Add(1)
 		s.malformed.Add(1)
+		s.counted()
 		s.log.Debug("syslog tcp framing broken, connection closed", "peer", peer.Unmap().String(), "err", err)
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		s.log.Debug("syslog tcp connection idle, closed", "peer", peer.Unmap().String(), "idle", s.idle)
@@ -358,6 +372,7 @@ func (s *Syslog) serveConn(ctx context.Context, c net.Conn) {
 
 // take parses one message from peer and hands it to the sink.
 func (s *Syslog) take(ctx context.Context, msg []byte, peer netip.Addr, transport string) {
+	defer s.counted()
 	s.received.Add(1)
 	peer = peer.Unmap()
 	a, err := alarm.ParseSyslog(msg, time.Now())

@@ -45,16 +45,25 @@ func (f *fakeSink) alarms() []alarm.Alarm {
 	return append([]alarm.Alarm(nil), f.got...)
 }
 
-// syncBuffer is a log destination tests can read while the listener writes.
+// syncBuffer is a log destination tests can read, and wait on, while the
+// listener writes.
 type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu    sync.Mutex
+	b     bytes.Buffer
+	wrote chan struct{} // a token sent, without blocking, on every write
 }
+
+func newSyncBuffer() *syncBuffer { return &syncBuffer{wrote: make(chan struct{}, 1)} }
 
 func (b *syncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
+	n, err := b.b.Write(p)
+	b.mu.Unlock()
+	select {
+	case b.wrote <- struct{}{}:
+	default:
+	}
+	return n, err
 }
 
 func (b *syncBuffer) String() string {
@@ -63,9 +72,6 @@ func (b *syncBuffer) String() string {
 	return b.b.String()
 }
 
-// newSyslogForTest listens on 127.0.0.1 (UDP and TCP unless o says
-// otherwise) and serves until the test ends. The log goes to the test's
-// output and to the returned buffer.
 // waitLog waits until the log holds every one of want: the listener may
 // count or close before its log line is written. It fails the test with
 // what after ten seconds.
@@ -79,25 +85,33 @@ func waitLog(t *testing.T, logs *syncBuffer, what string, want ...string) {
 		}
 		return true
 	}
-	for deadline := time.Now().Add(10 * time.Second); !has(logs.String()); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
+	timeout := time.NewTimer(10 * time.Second)
+	defer timeout.Stop()
+	for !has(logs.String()) {
+		select {
+		case <-logs.wrote:
+		case <-timeout.C:
 			t.Errorf("%s in the log:\n%s", what, logs.String())
 			return
 		}
 	}
 }
 
+// newSyslogForTest listens on 127.0.0.1 (UDP and TCP unless o says
+// otherwise) and serves until the test ends. The log goes to the test's
+// output and to the returned buffer.
 func newSyslogForTest(t *testing.T, o SyslogOptions) (*Syslog, *syncBuffer) {
 	t.Helper()
 	if o.UDP == "" && o.TCP == "" {
 		o.UDP, o.TCP = "127.0.0.1:0", "127.0.0.1:0"
 	}
-	logs := new(syncBuffer)
+	logs := newSyncBuffer()
 	o.Log = slog.New(slog.NewTextHandler(io.MultiWriter(t.Output(), logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s, err := ListenSyslog(o)
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.testHookCounted = make(chan struct{}, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- s.Serve(ctx) }()
@@ -110,17 +124,22 @@ func newSyslogForTest(t *testing.T, o SyslogOptions) (*Syslog, *syncBuffer) {
 	return s, logs
 }
 
-// waitStats waits until cond holds for the listener's counts.
+// waitStats waits until cond holds for the listener's counts, woken by
+// each change of them. It fails the test after ten seconds.
 func waitStats(t *testing.T, s *Syslog, what string, cond func(SyslogStats) bool) SyslogStats {
 	t.Helper()
-	for range 2000 {
+	timeout := time.NewTimer(10 * time.Second)
+	defer timeout.Stop()
+	for {
 		if st := s.Stats(); cond(st) {
 			return st
 		}
-		time.Sleep(5 * time.Millisecond)
+		select {
+		case <-s.testHookCounted:
+		case <-timeout.C:
+			t.Fatalf("waiting for %s: stats %+v", what, s.Stats())
+		}
 	}
-	t.Fatalf("waiting for %s: stats %+v", what, s.Stats())
-	return SyslogStats{}
 }
 
 func sendUDP(t *testing.T, s *Syslog, msgs ...string) {
@@ -352,6 +371,8 @@ func TestSyslogBrokenFramingClosesConnection(t *testing.T) {
 
 func TestSyslogIdleConnectionClosed(t *testing.T) {
 	sink := new(fakeSink)
+	// Idle is a read deadline on a real socket, so it runs on the wall
+	// clock (no bubble fakes it): a short one.
 	s, logs := newSyslogForTest(t, SyslogOptions{TCP: "127.0.0.1:0", Sink: sink.take, Idle: 50 * time.Millisecond})
 	c := dialTCP(t, s)
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))

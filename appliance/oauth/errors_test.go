@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -173,32 +174,33 @@ func TestNetworkErrorsAreTransient(t *testing.T) {
 }
 
 // TestTimeoutsAreTransient: a request that outlives its context is
-// transient, also through x/oauth2/jwt, which posts without a context.
+// transient, also through x/oauth2/jwt, which posts without a context. The
+// transport, in memory, never answers and gives up with the request's
+// context, as net/http's does; the bubble's clock runs the 50 ms out.
 func TestTimeoutsAreTransient(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	}))
-	defer srv.Close()
-	defer close(release)
+	hang := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		<-r.Context().Done()
+		return nil, r.Context().Err()
+	})
 	for _, mode := range []string{"gmail", "google-service-account", "microsoft-app"} {
 		t.Run(mode, func(t *testing.T) {
-			c := newTestClient(t, testConfig(t, mode, srv.URL, nil))
-			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-			defer cancel()
-			var err error
-			if mode == "gmail" {
-				_, err = c.Refresh(ctx, canaryRefresh)
-			} else {
-				_, err = c.Obtain(ctx)
-			}
-			pe := asProviderError(t, err)
-			if !pe.Transient || !errors.Is(err, context.DeadlineExceeded) {
-				t.Errorf("error %+v (%v), want transient wrapping context.DeadlineExceeded", pe, err)
-			}
+			synctest.Test(t, func(t *testing.T) {
+				c, err := NewClient(ClientOptions{Config: testConfig(t, mode, "https://as.example.test", nil), HTTP: &http.Client{Transport: hang}, Now: testNow})
+				if err != nil {
+					t.Fatal(err)
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+				defer cancel()
+				if mode == "gmail" {
+					_, err = c.Refresh(ctx, canaryRefresh)
+				} else {
+					_, err = c.Obtain(ctx)
+				}
+				pe := asProviderError(t, err)
+				if !pe.Transient || !errors.Is(err, context.DeadlineExceeded) {
+					t.Errorf("error %+v (%v), want transient wrapping context.DeadlineExceeded", pe, err)
+				}
+			})
 		})
 	}
 }
@@ -211,77 +213,79 @@ func TestNoSecretInErrors(t *testing.T) {
 	keyLine := strings.Split(keyPEM, "\n")[5]
 	for _, status := range []int{400, 500} {
 		for _, mode := range []string{"exchange", "microsoft365", "microsoft-app", "gmail", "google-service-account", "client-secret-post", "private-key-jwt"} {
+			// In a bubble with the server in memory, so that the device
+			// poll's interval and deadline pass on the bubble's clock.
 			t.Run(fmt.Sprintf("%s %d", mode, status), func(t *testing.T) {
-				as := newFakeAS(t, func(n int, r seen) reply {
-					body := r.Form.Encode()
-					if status == 400 {
-						return reply{Status: 400, Body: fmt.Sprintf(`{"error":"invalid_request","error_description":%q}`, "echo: "+body)}
-					}
-					return reply{Status: status, Body: "echo: " + body, Header: map[string]string{"Content-Type": "text/plain"}}
-				})
-				cfg := testConfig(t, mode, as.URL, func(o *config.OAuth2) {
-					o.DeviceAuthURL = ""
-					if mode == "microsoft365" {
-						o.ClientSecret = config.NewSecret(canarySecret)
-					}
-				})
-				if mode == "private-key-jwt" {
-					cfg.OAuth2.DeviceAuthURL = as.URL + "/device"
-				}
-				c := newTestClient(t, cfg)
-				var errs []error
-				var sent []string
-				if c.mode.Interactive {
-					_, p, err := c.Start()
-					if err != nil {
-						t.Fatal(err)
-					}
-					_, err = c.Finish(context.Background(), p, "?code="+canaryCode+"&state="+p.State)
-					errs = append(errs, err)
-					sent = append(sent, p.Verifier)
-					_, err = c.Refresh(context.Background(), canaryRefresh)
-					errs = append(errs, err)
-					if c.SupportsDeviceCode() {
-						da := &oauth2.DeviceAuthResponse{DeviceCode: canaryDevice, Interval: 1, Expiry: time.Now().Add(time.Minute)}
-						ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
-						_, err = c.DevicePoll(ctx, da)
-						cancel()
+				synctest.Test(t, func(t *testing.T) {
+					c, as := memClient(t, mode, func(n int, r seen) reply {
+						body := r.Form.Encode()
+						if status == 400 {
+							return reply{Status: 400, Body: fmt.Sprintf(`{"error":"invalid_request","error_description":%q}`, "echo: "+body)}
+						}
+						return reply{Status: status, Body: "echo: " + body, Header: map[string]string{"Content-Type": "text/plain"}}
+					}, func(o *config.OAuth2) {
+						o.DeviceAuthURL = ""
+						if mode == "microsoft365" {
+							o.ClientSecret = config.NewSecret(canarySecret)
+						}
+						if mode == "private-key-jwt" {
+							o.DeviceAuthURL = "https://as.example.test/device"
+						}
+					})
+					var errs []error
+					var sent []string
+					if c.mode.Interactive {
+						_, p, err := c.Start()
+						if err != nil {
+							t.Fatal(err)
+						}
+						_, err = c.Finish(context.Background(), p, "?code="+canaryCode+"&state="+p.State)
+						errs = append(errs, err)
+						sent = append(sent, p.Verifier)
+						_, err = c.Refresh(context.Background(), canaryRefresh)
+						errs = append(errs, err)
+						if c.SupportsDeviceCode() {
+							da := &oauth2.DeviceAuthResponse{DeviceCode: canaryDevice, Interval: 1, Expiry: time.Now().Add(time.Minute)}
+							ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+							_, err = c.DevicePoll(ctx, da)
+							cancel()
+							errs = append(errs, err)
+						}
+					} else {
+						_, err := c.Obtain(context.Background())
 						errs = append(errs, err)
 					}
-				} else {
-					_, err := c.Obtain(context.Background())
-					errs = append(errs, err)
-				}
-				secrets := []string{canarySecret, canaryPassword, canaryRefresh, canaryCode, canaryDevice, canaryAccess, keyLine}
-				secrets = append(secrets, sent...)
-				for _, r := range as.requests() {
-					for _, k := range []string{"assertion", "client_assertion", "code_verifier"} {
-						secrets = append(secrets, r.Form[k]...)
-					}
-				}
-				for _, err := range errs {
-					if err == nil {
-						t.Fatal("no error from an echoing server")
-					}
-					pe := asProviderError(t, err)
-					texts := []string{err.Error(), pe.Hint(), pe.Description, fmt.Sprintf("%v %+v %#v", err, err, err)}
-					for e := error(pe); e != nil; e = errors.Unwrap(e) {
-						texts = append(texts, e.Error())
-					}
-					if re, ok := errors.AsType[*oauth2.RetrieveError](err); ok {
-						texts = append(texts, string(re.Body))
-					}
-					for _, text := range texts {
-						for _, s := range secrets {
-							if strings.Contains(text, s) {
-								t.Errorf("error text %q shows a secret %.12s…", text, s)
-							}
+					secrets := []string{canarySecret, canaryPassword, canaryRefresh, canaryCode, canaryDevice, canaryAccess, keyLine}
+					secrets = append(secrets, sent...)
+					for _, r := range as.requests() {
+						for _, k := range []string{"assertion", "client_assertion", "code_verifier"} {
+							secrets = append(secrets, r.Form[k]...)
 						}
 					}
-					if !strings.Contains(err.Error(), "echo") && status == 400 && !errors.Is(err, context.DeadlineExceeded) {
-						t.Errorf("Error() = %q lost the provider's description", err)
+					for _, err := range errs {
+						if err == nil {
+							t.Fatal("no error from an echoing server")
+						}
+						pe := asProviderError(t, err)
+						texts := []string{err.Error(), pe.Hint(), pe.Description, fmt.Sprintf("%v %+v %#v", err, err, err)}
+						for e := error(pe); e != nil; e = errors.Unwrap(e) {
+							texts = append(texts, e.Error())
+						}
+						if re, ok := errors.AsType[*oauth2.RetrieveError](err); ok {
+							texts = append(texts, string(re.Body))
+						}
+						for _, text := range texts {
+							for _, s := range secrets {
+								if strings.Contains(text, s) {
+									t.Errorf("error text %q shows a secret %.12s…", text, s)
+								}
+							}
+						}
+						if !strings.Contains(err.Error(), "echo") && status == 400 && !errors.Is(err, context.DeadlineExceeded) {
+							t.Errorf("Error() = %q lost the provider's description", err)
+						}
 					}
-				}
+				})
 			})
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -26,7 +27,8 @@ type fakeGrant struct {
 	refreshes int
 	obtains   int
 	fail      []error       // errors for the next requests
-	hold      chan struct{} // if not nil, each request waits for it
+	hold      chan struct{} // if not nil, each refresh waits for it
+	held      int           // refreshes that have waited for hold
 	ttl       time.Duration
 	noRT      bool
 }
@@ -43,6 +45,9 @@ func (f *fakeGrant) next() (*oauth2.Token, error) {
 
 func (f *fakeGrant) Refresh(ctx context.Context, rt string) (*oauth2.Token, error) {
 	if f.hold != nil {
+		f.mu.Lock()
+		f.held++
+		f.mu.Unlock()
 		<-f.hold
 	}
 	f.mu.Lock()
@@ -150,34 +155,50 @@ func TestRotationKeepsTheLastRefreshToken(t *testing.T) {
 	}
 }
 
+// TestConcurrentSendersRefreshOnce holds the refresh until all 20 senders
+// are blocked, one in the refresh and the others queued behind it, then
+// lets it go: one refresh, one token for all.
 func TestConcurrentSendersRefreshOnce(t *testing.T) {
-	g := &fakeGrant{t: t, ttl: -time.Minute} // every token comes back expired…
-	s, _ := newSource(t, g, "exchange", false)
-	g.ttl = time.Hour // …except the next one
-	g.hold = make(chan struct{})
-	var wg sync.WaitGroup
-	tokens := make([]string, 20)
-	for i := range 20 {
-		wg.Go(func() {
-			tok, err := s.Token(context.Background())
-			if err != nil {
-				t.Error(err)
-			}
-			tokens[i] = tok
-		})
-	}
-	time.Sleep(50 * time.Millisecond) // let them all queue behind the first
-	close(g.hold)
-	wg.Wait()
-	if r, _ := g.count(); r != 1 {
-		t.Errorf("%d refreshes for 20 concurrent senders, want 1", r)
-	}
-	for _, tok := range tokens {
-		if tok != tokens[0] {
-			t.Errorf("senders got different tokens: %q", tokens)
-			break
+	synctest.Test(t, func(t *testing.T) {
+		g := &fakeGrant{t: t, ttl: -time.Minute} // every token comes back expired…
+		s, _ := newSource(t, g, "exchange", false)
+		g.ttl = time.Hour // …except the next one
+		g.hold = make(chan struct{})
+		var wg sync.WaitGroup
+		var returned atomic.Int32
+		tokens := make([]string, 20)
+		for i := range 20 {
+			wg.Go(func() {
+				tok, err := s.Token(context.Background())
+				if err != nil {
+					t.Error(err)
+				}
+				tokens[i] = tok
+				returned.Add(1)
+			})
 		}
-	}
+		// Every sender is blocked now (the bubble says so): the one that
+		// refreshes in the held request, none returned, so the other 19
+		// are queued behind it.
+		synctest.Wait()
+		g.mu.Lock()
+		held := g.held
+		g.mu.Unlock()
+		if held != 1 || returned.Load() != 0 {
+			t.Fatalf("with the refresh held: %d senders in it and %d returned, want 1 and none; the others must queue", held, returned.Load())
+		}
+		close(g.hold)
+		wg.Wait()
+		if r, _ := g.count(); r != 1 {
+			t.Errorf("%d refreshes for 20 concurrent senders, want 1", r)
+		}
+		for _, tok := range tokens {
+			if tok != tokens[0] {
+				t.Errorf("senders got different tokens: %q", tokens)
+				break
+			}
+		}
+	})
 }
 
 func TestInvalidGrantStopsRequests(t *testing.T) {

@@ -66,7 +66,7 @@ func (s *Server) Authorize(t testing.TB, authURL string) (redirect string) {
 }
 
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
-	q := newReq(r, "authorization request")
+	q := s.newReq(r, "authorization request")
 	rp := s.authorization(q)
 	s.flush(q.viol)
 	rp.write(w)

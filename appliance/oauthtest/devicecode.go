@@ -37,7 +37,7 @@ type deviceCode struct {
 }
 
 func (s *Server) deviceAuth(w http.ResponseWriter, r *http.Request) {
-	q := newReq(r, "device authorization request")
+	q := s.newReq(r, "device authorization request")
 	rp := s.deviceAuthorization(q)
 	s.flush(q.viol)
 	rp.write(w)
@@ -208,7 +208,7 @@ func (s *Server) answerDevice(userCode string, st deviceState) {
 	s.t.Helper()
 	s.mu.Lock()
 	d := s.userCodes[normUserCode(userCode)]
-	ok := d != nil && d.state == devicePending && time.Now().Before(d.expires)
+	ok := d != nil && d.state == devicePending && s.now().Before(d.expires)
 	if ok {
 		d.state = st
 		d.account = s.account("")
@@ -224,7 +224,7 @@ func (s *Server) answerDevice(userCode string, st deviceState) {
 func (s *Server) PendingUserCodes() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := time.Now()
+	now := s.now()
 	var codes []string
 	for _, d := range s.deviceOrder {
 		if d.state == devicePending && now.Before(d.expires) {

@@ -3,12 +3,11 @@ package oauthtest
 import (
 	"crypto/subtle"
 	"net/http"
-	"time"
 )
 
 // introspect answers RFC 7662 token introspection for Dovecot.
 func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
-	q := newReq(r, "introspection")
+	q := s.newReq(r, "introspection")
 	rp := s.introspection(q)
 	s.flush(q.viol)
 	rp.write(w)
@@ -42,7 +41,7 @@ func (s *Server) introspection(q *req) reply {
 	g, ok := s.tokens[tok]
 	s.mu.Unlock()
 
-	if !ok || g.revoked || !time.Now().Before(g.expires) {
+	if !ok || g.revoked || !s.now().Before(g.expires) {
 		return reply{body: map[string]any{"active": false}}
 	}
 	resp := map[string]any{
@@ -65,7 +64,7 @@ func (s *Server) Owner(token string) (account string, ok bool) {
 	s.mu.Lock()
 	g, known := s.tokens[token]
 	s.mu.Unlock()
-	if !known || g.revoked || !time.Now().Before(g.expires) {
+	if !known || g.revoked || !s.now().Before(g.expires) {
 		return "", false
 	}
 	return g.user, true

@@ -49,8 +49,8 @@
 //   - fault injection ([Server.FailNext]) and observation ([Server.Requests],
 //     [Server.LiveRefreshTokens], [Server.Violations]).
 //
-// The server reads the clock with time.Now, so inside a testing/synctest
-// bubble it runs on the bubble's clock. Create it inside the bubble with
+// The server reads the clock with time.Now (moved on by [Server.Advance]),
+// so inside a testing/synctest bubble it runs on the bubble's clock. Create it inside the bubble with
 // [Options.InProcess] (no socket, whose goroutines would keep the bubble's
 // clock from advancing) and reach it with [Server.HTTPClient].
 //
@@ -70,6 +70,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -290,6 +291,8 @@ type Server struct {
 	mux    *http.ServeMux
 	report func(string)
 
+	ahead atomic.Int64 // how far Advance moved the clock, in nanoseconds
+
 	mu             sync.Mutex
 	tokens         map[string]grant // access tokens, for introspection
 	introspections int
@@ -313,6 +316,18 @@ type Server struct {
 	issued         int
 	reuses         int
 }
+
+// Advance moves the server's clock d ahead, as if d had passed for the
+// server alone. It is for tests outside a synctest bubble, whose client
+// runs on the real clock, that need the server's rules to see time pass
+// without waiting for it: a person's deliberate retry after a failed token
+// request rather than x/oauth2's double send a moment later. The client's
+// clock does not move, so keep d small beside the lifetimes the client
+// checks (access tokens, assertions).
+func (s *Server) Advance(d time.Duration) { s.ahead.Add(int64(d)) }
+
+// now is the server's clock.
+func (s *Server) now() time.Time { return time.Now().Add(time.Duration(s.ahead.Load())) }
 
 // grant is what introspection knows of an access token.
 type grant struct {
@@ -481,7 +496,7 @@ func (s *Server) MintSize(user string, size int, ttl time.Duration, scopes ...st
 
 func (s *Server) mintLocked(user string, size int, ttl time.Duration, scope string) string {
 	tok := randomString(max(size, 16))
-	g := grant{user: user, scope: scope, expires: time.Now().Add(ttl)}
+	g := grant{user: user, scope: scope, expires: s.now().Add(ttl)}
 	s.tokens[tok] = g
 	if h := s.o.Hub; h != nil && h != s {
 		h.mu.Lock()
@@ -583,7 +598,7 @@ func (s *Server) Reuses() int {
 func (s *Server) LiveRefreshTokens() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := time.Now()
+	now := s.now()
 	var live []string
 	for _, rt := range s.refreshOrder {
 		if s.refreshState(rt, now) == rtLive {

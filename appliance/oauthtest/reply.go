@@ -20,8 +20,8 @@ type req struct {
 	viol   []string
 }
 
-func newReq(r *http.Request, what string) *req {
-	return &req{r: r, what: what, now: time.Now()}
+func (s *Server) newReq(r *http.Request, what string) *req {
+	return &req{r: r, what: what, now: s.now()}
 }
 
 // violate records a violation by the client.
@@ -132,7 +132,7 @@ func (s *Server) bad(q *req, e refusal) reply {
 // desc (which starts with "AADSTSnnn: " when there is a code) gets the
 // trace lines Microsoft appends.
 func (s *Server) microsoftError(code, desc string, codes []int) map[string]any {
-	now := time.Now().UTC()
+	now := s.now().UTC()
 	trace, corr := guid(), guid()
 	desc += fmt.Sprintf("\r\nTrace ID: %s\r\nCorrelation ID: %s\r\nTimestamp: %s", trace, corr, now.Format("2006-01-02 15:04:05Z"))
 	body := map[string]any{

@@ -14,7 +14,7 @@ import (
 const doubleWindow = time.Second
 
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
-	q := newReq(r, "token request")
+	q := s.newReq(r, "token request")
 	rp := s.tokenRequest(q)
 	s.flush(q.viol)
 	rp.write(w)
@@ -64,7 +64,7 @@ func (s *Server) tokenRequest(q *req) reply {
 	}
 	s.mu.Lock()
 	if rp.failed() {
-		s.failed[key] = time.Now()
+		s.failed[key] = s.now()
 	} else {
 		delete(s.failed, key)
 	}
@@ -255,7 +255,7 @@ func (s *Server) unknownPath(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	q := newReq(r, "request")
+	q := s.newReq(r, "request")
 	q.violate("%s %s: no such endpoint in the %s flavour", r.Method, r.URL.Path, s.o.Flavour)
 	s.flush(q.viol)
 	http.NotFound(w, r)

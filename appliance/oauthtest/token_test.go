@@ -376,6 +376,23 @@ func TestDoubleRequest(t *testing.T) {
 	})
 }
 
+// TestAdvance: outside a bubble, a retry after Advance is a deliberate one,
+// as if the time had passed; the same retry at once is a double request.
+func TestAdvance(t *testing.T) {
+	h := fixture(t, Generic)
+	rt := h.tokens(t, "post").str("refresh_token")
+	h.FailNext(2, Fault{Status: http.StatusServiceUnavailable, Grant: GrantRefreshToken})
+	if a := h.token(t, "post", refreshForm(rt)); a.status != http.StatusServiceUnavailable {
+		t.Fatalf("answer %d %s, want the 503", a.status, a.raw)
+	}
+	h.want(t, "")
+	h.token(t, "post", refreshForm(rt))
+	h.want(t, "the same failed request again")
+	h.Advance(time.Second)
+	checkTokens(t, h.token(t, "post", refreshForm(rt)), scopeFor(Generic), false)
+	h.want(t, "")
+}
+
 func readCloser(s string) *nopCloser { return &nopCloser{strings.NewReader(s)} }
 
 type nopCloser struct{ *strings.Reader }

@@ -25,6 +25,7 @@ package smtptest
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -110,6 +111,7 @@ type Server struct {
 	conns      int
 	queued     int
 	messages   []Message
+	accepted   chan struct{} // closed, and replaced, when a mail is accepted
 	auths      []AuthAttempt
 	violations []string
 	cleartext  []string
@@ -119,7 +121,7 @@ type Server struct {
 // closed by t.Cleanup.
 func New(tb testing.TB, o Options) *Server {
 	tb.Helper()
-	s := &Server{tb: tb, o: o, done: make(chan struct{})}
+	s := &Server{tb: tb, o: o, done: make(chan struct{}), accepted: make(chan struct{})}
 	s.mechs = slices.Clone(o.Mechanisms)
 	if s.mechs == nil {
 		if len(o.Users) > 0 {
@@ -211,6 +213,25 @@ func (s *Server) Messages() []Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.messages)
+}
+
+// WaitMessages waits until the server has accepted at least n mails and
+// returns the mails accepted so far. When ctx ends first, it returns those
+// and ctx's error.
+func (s *Server) WaitMessages(ctx context.Context, n int) ([]Message, error) {
+	for {
+		s.mu.Lock()
+		msgs, accepted := slices.Clone(s.messages), s.accepted
+		s.mu.Unlock()
+		if len(msgs) >= n {
+			return msgs, nil
+		}
+		select {
+		case <-accepted:
+		case <-ctx.Done():
+			return msgs, ctx.Err()
+		}
+	}
 }
 
 // Auths returns the AUTH exchanges so far, accepted and refused.
@@ -455,6 +476,8 @@ func (se *session) Data(r io.Reader) error {
 		Conn: se.conn, From: se.from, To: slices.Clone(se.to), Data: data,
 		AuthUser: se.user, Mechanism: se.mech, QueueID: id,
 	})
+	close(s.accepted)
+	s.accepted = make(chan struct{})
 	s.mu.Unlock()
 	// go-smtp writes an *SMTPError from Data as the reply, so a 250 one
 	// carries the Postfix-style queue id.

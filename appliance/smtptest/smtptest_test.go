@@ -1,15 +1,18 @@
 package smtptest_test
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/textproto"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-smtp"
 
@@ -103,6 +106,33 @@ func (c *client) startTLS() {
 	}
 	c.conn, c.tp = tc, textproto.NewConn(tc)
 	c.want("EHLO box.example.test", 250)
+}
+
+// login authenticates as mailbox with LOGIN.
+func (c *client) login() {
+	c.t.Helper()
+	c.want("AUTH LOGIN", 334)
+	c.want(b64(mailbox), 334)
+	c.want(b64(password), 235)
+}
+
+// mail sends a message from from and returns the reply to its end, which
+// must have code.
+func (c *client) mail(from string, code int) string {
+	c.t.Helper()
+	c.want("MAIL FROM:<"+from+">", 250)
+	c.want("RCPT TO:<ops@example.test>", 250)
+	c.want("DATA", 354)
+	return c.want("Subject: hi\r\n\r\n..dot\r\n.", code)
+}
+
+// onlyFromMailbox refuses mail from anyone but mailbox, as Exchange refuses
+// a sender the account may not send as.
+func onlyFromMailbox(from string, to []string) *smtp.SMTPError {
+	if from == mailbox {
+		return nil
+	}
+	return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 2, 252}, Message: "SendAsDenied"}
 }
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
@@ -302,32 +332,17 @@ func TestMailBeforeAuth(t *testing.T) {
 }
 
 func TestDelivery(t *testing.T) {
-	s, rec := newServer(t, smtptest.Options{
-		Reject: func(from string, to []string) *smtp.SMTPError {
-			if from == mailbox {
-				return nil
-			}
-			return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 2, 252}, Message: "SendAsDenied"}
-		},
-	})
+	s, rec := newServer(t, smtptest.Options{Reject: onlyFromMailbox})
 	c := dial(t, s)
 	c.startTLS()
-	c.want("AUTH LOGIN", 334)
-	c.want(b64(mailbox), 334)
-	c.want(b64(password), 235)
+	c.login()
 	// EHLO again (go-smtp's client does so after RSET) keeps the session
 	// authenticated.
 	c.want("EHLO box.example.test", 250)
-	send := func(from string, code int) string {
-		c.want("MAIL FROM:<"+from+">", 250)
-		c.want("RCPT TO:<ops@example.test>", 250)
-		c.want("DATA", 354)
-		return c.want("Subject: hi\r\n\r\n..dot\r\n.", code)
-	}
-	if msg := send("boss@example.test", 554); msg != "5.2.252 SendAsDenied" {
+	if msg := c.mail("boss@example.test", 554); msg != "5.2.252 SendAsDenied" {
 		t.Errorf("refused with %q", msg)
 	}
-	msg := send(mailbox, 250)
+	msg := c.mail(mailbox, 250)
 	checkViolations(t, s, rec)
 	m := s.Messages()
 	if len(m) != 1 {
@@ -342,6 +357,48 @@ func TestDelivery(t *testing.T) {
 	if msg != "2.0.0 Ok: queued as "+m[0].QueueID {
 		t.Errorf("reply %q, queue id %q", msg, m[0].QueueID)
 	}
+}
+
+// TestWaitMessages: a waiter started before the mail is woken by it, a
+// refused mail wakes nobody, and a wait that ends first says so.
+func TestWaitMessages(t *testing.T) {
+	s, rec := newServer(t, smtptest.Options{Reject: onlyFromMailbox})
+	short, cancel := context.WithCancel(context.Background())
+	cancel()
+	if m, err := s.WaitMessages(short, 1); len(m) != 0 || !errors.Is(err, context.Canceled) {
+		t.Errorf("WaitMessages(cancelled) = %d mails, %v; want none and context.Canceled", len(m), err)
+	}
+	type result struct {
+		m   []smtptest.Message
+		err error
+	}
+	waited := make(chan result, 1)
+	go func() {
+		m, err := s.WaitMessages(context.Background(), 1)
+		waited <- result{m, err}
+	}()
+	c := dial(t, s)
+	c.startTLS()
+	c.login()
+	c.mail("boss@example.test", 554)
+	select {
+	case r := <-waited:
+		t.Fatalf("a refused mail ended the wait: %d mails, %v", len(r.m), r.err)
+	default:
+	}
+	c.mail(mailbox, 250)
+	select {
+	case r := <-waited:
+		if len(r.m) != 1 || r.err != nil || r.m[0].From != mailbox {
+			t.Errorf("WaitMessages = %+v, %v; want the one mail", r.m, r.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("WaitMessages did not return once the mail was accepted")
+	}
+	if m, err := s.WaitMessages(context.Background(), 1); len(m) != 1 || err != nil {
+		t.Errorf("WaitMessages for a mail already there = %d mails, %v", len(m), err)
+	}
+	checkViolations(t, s, rec)
 }
 
 func TestImplicitTLS(t *testing.T) {

@@ -265,11 +265,12 @@ func (b *cliBox) mustAuthorize(how string) {
 	}
 }
 
-// pause waits as long as a person takes to try again after a failed token
-// request: the strict server takes the same failed request within a second
-// for x/oauth2's double send (AuthStyleAutoDetect), and each command is a
-// new process that asks at once.
-func (b *cliBox) pause() { time.Sleep(1100 * time.Millisecond) }
+// pause stands for the time a person takes to try again after a failed
+// token request: the strict server takes the same failed request within a
+// second for x/oauth2's double send (AuthStyleAutoDetect), and each command
+// is a new process that asks at once. The server's clock moves on; the test
+// does not wait.
+func (b *cliBox) pause() { b.srv.Advance(1100 * time.Millisecond) }
 
 // statusJSON runs "status --json".
 func (b *cliBox) statusJSON() agent.Status {
@@ -846,12 +847,11 @@ func (b *cliBox) runAgent(t *testing.T, mails *smtptest.Server, alarm []string) 
 		}
 		// Let the agent use its token; the outputs are what this test
 		// checks, so a mail that takes longer is only noted.
-		for i := 0; i < 100 && len(mails.Messages()) == 0; i++ {
-			time.Sleep(50 * time.Millisecond)
-		}
-		if len(mails.Messages()) == 0 {
+		wait, stop := context.WithTimeout(ctx, 5*time.Second)
+		if _, err := mails.WaitMessages(wait, 1); err != nil {
 			t.Logf("the agent had not mailed the alarm when it was stopped")
 		}
+		stop()
 	} else {
 		t.Errorf("the agent did not start")
 	}

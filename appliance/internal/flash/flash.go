@@ -246,7 +246,8 @@ func write(f *renameio.PendingFile, data []byte) error {
 }
 
 // MakeDir creates dir 0700 if it is missing and fsyncs the parents of the
-// directories it created, so their entries survive a power cut.
+// directories it created, every level of them, so their entries survive a
+// power cut. An existing dir is left as it is.
 func MakeDir(dir string) error {
 	fi, err := os.Stat(dir)
 	if err == nil {
@@ -259,7 +260,8 @@ func MakeDir(dir string) error {
 		return Cause(err)
 	}
 	var created []string
-	for d := dir; ; d = filepath.Dir(d) {
+	// Cleaned, so that "a/b/" syncs a, not b itself as well.
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
 		if _, err := os.Lstat(d); err == nil || filepath.Dir(d) == d {
 			break
 		}

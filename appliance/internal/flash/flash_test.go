@@ -277,6 +277,34 @@ func TestSaveNotADirectory(t *testing.T) {
 	}
 }
 
+func TestMakeDir(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "a", "b") + "/"
+	if err := flash.MakeDir(dir); err != nil {
+		t.Fatalf("MakeDir(%s) = %v", dir, err)
+	}
+	for _, d := range []string{filepath.Join(root, "a"), filepath.Join(root, "a", "b")} {
+		if m := mode(t, d); !m.IsDir() || m.Perm() != 0o700 {
+			t.Errorf("%s has mode %v, want drwx------", d, m)
+		}
+	}
+	// An existing directory is left as it is.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := flash.MakeDir(dir); err != nil {
+		t.Fatalf("MakeDir(%s) again = %v", dir, err)
+	}
+	if m := mode(t, dir); m.Perm() != 0o755 {
+		t.Errorf("%s has mode %v, want drwxr-xr-x left as it was", dir, m)
+	}
+	f := filepath.Join(root, "file")
+	writeString(t, f, "")
+	if err := flash.MakeDir(f); err == nil || !strings.Contains(err.Error(), f+" is not a directory") {
+		t.Errorf("MakeDir(a file) = %v, want an error saying it is not a directory", err)
+	}
+}
+
 // TestSaveFailedWrite makes writes fail with EFBIG (a file size limit) and
 // checks that Save reports it, leaves both files and removes its
 // temporary files. The full and read-only file systems are in the rig

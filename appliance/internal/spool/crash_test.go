@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"mailagent/appliance/alarm"
 )
@@ -41,16 +42,45 @@ func readFiles(t *testing.T, dir string) map[string][]byte {
 	return m
 }
 
-// TestDamagedRecords cuts each record at every byte offset and flips every
-// byte of it, and checks that Open sets exactly that record aside, counts
-// it once and keeps every intact one.
+// TestDamagedRecords cuts each record at every byte offset (0 included:
+// an empty file), flips every byte of it (XOR 0xff, header and payload, not
+// a sample) and adds a byte, and checks that Open never fails, sets exactly
+// that record aside as .bad, counts and names it in Stats (LastDamage is
+// what the agent logs, SetAside and NewestBad what status shows) and keeps
+// every intact record, listed oldest first under its ID and delivered
+// (removed) as before. appliance/agent's TestDamagedSpool runs a whole
+// agent on a few of these.
 func TestDamagedRecords(t *testing.T) {
+	second := mk(alarm.Critical, "SECOND")
+	second.Details = []alarm.Detail{{Key: "k", Value: "v\x00\"é"}}
+	at := time.Date(2026, 11, 24, 9, 30, 0, 0, time.UTC)
+	tests := []struct {
+		name   string
+		alarms []alarm.Alarm
+	}{
+		{"mixed", []alarm.Alarm{mk(alarm.Major, "FIRST"), second, mk(alarm.Info, "THIRD")}},
+		// The alarms of appliance/agent's TestDamagedSpool.
+		{"agent", []alarm.Alarm{
+			{Time: at, Severity: alarm.Critical, Code: "PSU-FAIL", Source: "psu2", Text: "power supply 2 failed"},
+			{Time: at.Add(time.Second), Severity: alarm.Major, Code: "LINK-DOWN", Source: "eth1", Text: "Verbindung verloren",
+				Details: []alarm.Detail{{Key: "Schnittstelle", Value: "Größe ä€ 日本"}, {Key: "port", Value: "3"}}},
+			{Time: at.Add(2 * time.Second), Severity: alarm.Minor, Code: "FAN-SLOW", Source: "fan1", Text: "fan below 2000 rpm"},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			damagedRecords(t, tt.alarms)
+		})
+	}
+}
+
+func damagedRecords(t *testing.T, alarms []alarm.Alarm) {
 	src, srcDir := newForTest(t, 0)
-	put(t, src, mk(alarm.Major, "FIRST"))
-	long := mk(alarm.Critical, "SECOND")
-	long.Details = []alarm.Detail{{Key: "k", Value: "v\x00\"é"}}
-	put(t, src, long)
-	put(t, src, mk(alarm.Info, "THIRD"))
+	var ids []ID
+	for _, a := range alarms {
+		ids = append(ids, put(t, src, a))
+	}
 	src.Close()
 	orig := readFiles(t, srcDir)
 	var records []string
@@ -58,7 +88,9 @@ func TestDamagedRecords(t *testing.T) {
 		records = append(records, f)
 	}
 	slices.Sort(records)
-	all := []string{"FIRST", "SECOND", "THIRD"}
+	if len(records) != len(ids) {
+		t.Fatalf("spool holds %q, want %d records", records, len(ids))
+	}
 
 	dir := filepath.Join(t.TempDir(), "spool")
 	cases := 0
@@ -71,23 +103,40 @@ func TestDamagedRecords(t *testing.T) {
 			t.Fatalf("%s: Open = %v", how, err)
 		}
 		defer s.Close()
-		want := slices.Delete(slices.Clone(all), victim, victim+1)
+		bad := records[victim] + badExt
 		l, err := s.List()
 		if err != nil {
 			t.Fatalf("%s: List = %v", how, err)
 		}
-		if got := codes(l); !slices.Equal(got, want) {
-			t.Fatalf("%s: List = %q, want %q", how, got, want)
+		var wantIDs, gotIDs []ID
+		for i, id := range ids {
+			if i != victim {
+				wantIDs = append(wantIDs, id)
+			}
+		}
+		for _, e := range l {
+			gotIDs = append(gotIDs, e.ID)
+		}
+		if !slices.Equal(gotIDs, wantIDs) {
+			t.Fatalf("%s: List = %q (%q), want %q", how, gotIDs, codes(l), wantIDs)
+		}
+		for _, e := range l {
+			a := alarms[slices.Index(ids, e.ID)]
+			if g := e.Alarm; !g.Time.Equal(a.Time) || g.Severity != a.Severity || g.Code != a.Code || g.Source != a.Source ||
+				g.Text != a.Text || !slices.Equal(g.Details, a.Details) {
+				t.Fatalf("%s: List has %+v, want %+v", how, g, a)
+			}
 		}
 		st := s.Stats()
-		if st.Corrupt != 1 || st.Len != 2 || !strings.Contains(st.LastDamage, records[victim]) {
-			t.Fatalf("%s: Stats = %+v, want Corrupt 1, Len 2 and damage in %s", how, st, records[victim])
+		if st.Corrupt != 1 || st.Len != len(ids)-1 || !strings.Contains(st.LastDamage, records[victim]) ||
+			!strings.Contains(st.LastDamage, "set aside as "+bad) {
+			t.Fatalf("%s: Stats = %+v, want Corrupt 1, Len %d and damage in %s set aside as %s", how, st, len(ids)-1, records[victim], bad)
 		}
-		if _, err := os.Stat(filepath.Join(dir, records[victim]+badExt)); err != nil {
+		if _, err := os.Stat(filepath.Join(dir, bad)); err != nil {
 			t.Fatalf("%s: not set aside: %v", how, err)
 		}
-		if st.SetAside != 1 || st.NewestBad != records[victim]+badExt {
-			t.Fatalf("%s: SetAside %d, NewestBad %q; want 1, %s", how, st.SetAside, st.NewestBad, records[victim]+badExt)
+		if st.SetAside != 1 || st.NewestBad != bad {
+			t.Fatalf("%s: SetAside %d, NewestBad %q; want 1, %s", how, st.SetAside, st.NewestBad, bad)
 		}
 		// Another reader sees what was set aside, though it found nothing.
 		again, err := Open(dir, Options{})
@@ -95,12 +144,27 @@ func TestDamagedRecords(t *testing.T) {
 			t.Fatalf("%s: Open again = %v", how, err)
 		}
 		defer again.Close()
-		if st := again.Stats(); st.Corrupt != 0 || st.SetAside != 1 || st.NewestBad != records[victim]+badExt {
+		if st := again.Stats(); st.Corrupt != 0 || st.SetAside != 1 || st.NewestBad != bad {
 			t.Fatalf("%s: reopened: %+v, want nothing found and one file set aside", how, st)
 		}
+		// The intact records are delivered; the damaged one stays aside.
+		if err := s.Remove(gotIDs...); err != nil {
+			t.Fatalf("%s: Remove = %v", how, err)
+		}
+		if err := again.Rescan(); err != nil {
+			t.Fatalf("%s: Rescan = %v", how, err)
+		}
+		if st := again.Stats(); st.Len != 0 || st.SetAside != 1 || st.NewestBad != bad {
+			t.Fatalf("%s: after delivery: %+v, want an empty spool and %s set aside", how, st, bad)
+		}
+		if got := files(t, dir); !slices.Equal(got, []string{bad}) {
+			t.Fatalf("%s: after delivery the directory holds %q, want only %s", how, got, bad)
+		}
 	}
+	size := 0
 	for victim, f := range records {
 		good := orig[f]
+		size += len(good)
 		for off := range len(good) {
 			m := maps(orig)
 			m[f] = good[:off]
@@ -114,7 +178,7 @@ func TestDamagedRecords(t *testing.T) {
 		m[f] = append(bytes.Clone(good), '\n')
 		check(f+" extended", victim, m)
 	}
-	t.Logf("%d damaged spools recovered", cases)
+	t.Logf("%d damaged spools (%d records, %d bytes) recovered", cases, len(records), size)
 }
 
 func maps(m map[string][]byte) map[string][]byte {

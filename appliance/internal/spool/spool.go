@@ -75,8 +75,6 @@
 package spool
 
 import (
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -87,8 +85,6 @@ import (
 	"sync"
 	"syscall"
 
-	"golang.org/x/sys/unix"
-
 	"mailagent/appliance/alarm"
 	"mailagent/appliance/internal/flash"
 )
@@ -98,13 +94,6 @@ const DefaultMax = 50
 
 // keepBad is how many damaged files are kept aside for inspection.
 const keepBad = 16
-
-const (
-	recordExt = ".alarm"
-	badExt    = ".bad"
-	tmpExt    = ".tmp"
-	dropsFile = "drops"
-)
 
 var (
 	// ErrFull is returned by Put when the spool is full and every entry in
@@ -130,18 +119,6 @@ type ID string
 type Entry struct {
 	ID    ID
 	Alarm alarm.Alarm
-}
-
-// Drops counts the entries dropped to make room, by severity.
-type Drops [alarm.Critical + 1]int
-
-// Total is the number of drops of every severity.
-func (d Drops) Total() int {
-	n := 0
-	for _, c := range d {
-		n += c
-	}
-	return n
 }
 
 // Stats describe a spool as of its last operation.
@@ -189,6 +166,9 @@ type Spool struct {
 
 	// testHookStep, if set, is called after each step that changes files.
 	testHookStep func(step string)
+	// testHookQueued, if set, is called when a Put has joined the waiting
+	// ones, with how many wait now (waitMu held).
+	testHookQueued func(waiting int)
 }
 
 // Open opens the spool in dir, creating the directory (0700) if needed. It
@@ -201,8 +181,8 @@ func Open(dir string, opts Options) (*Spool, error) {
 	if opts.Max == 0 {
 		opts.Max = DefaultMax
 	}
-	if err := makeDir(dir); err != nil {
-		return nil, fmt.Errorf("open spool %s: %w", dir, flash.Cause(err))
+	if err := flash.MakeDir(dir); err != nil {
+		return nil, fmt.Errorf("open spool %s: %w", dir, err)
 	}
 	d, err := os.Open(dir)
 	if err != nil {
@@ -234,219 +214,6 @@ func (s *Spool) Close() error {
 	err := s.dir.Close()
 	s.dir = nil
 	return err
-}
-
-// Put adds a to the spool and returns once it is on flash. When the spool
-// is full it first drops the least severe entry, the oldest of those, and
-// counts it; if every entry is more severe than a, nothing changes and the
-// error wraps ErrFull.
-//
-// Puts that arrive while another is being written are written together
-// (see "Group commit" above), with the outcome of putting them one by one
-// in the order they arrived.
-func (s *Spool) Put(a alarm.Alarm) (ID, error) {
-	if err := a.Validate(); err != nil {
-		return "", fmt.Errorf("put alarm: %w", err)
-	}
-	data, err := encodeAlarm(&a)
-	if err != nil {
-		return "", fmt.Errorf("put alarm %s: %w", a.Code, err)
-	}
-	r := &putReq{sev: a.Severity, data: data}
-	s.waitMu.Lock()
-	s.waiting = append(s.waiting, r)
-	s.waitMu.Unlock()
-
-	// Whoever holds commitMu writes everything waiting, this put included
-	// unless an earlier holder took it along.
-	s.commitMu.Lock()
-	s.waitMu.Lock()
-	batch := s.waiting
-	s.waiting = nil
-	s.waitMu.Unlock()
-	if len(batch) > 0 {
-		err := s.locked(func() error { return s.putBatch(batch) })
-		for _, b := range batch {
-			if b.id == "" && b.err == nil {
-				b.err = err
-			}
-		}
-	}
-	s.commitMu.Unlock()
-	if r.err != nil {
-		return "", fmt.Errorf("put alarm %s: %w", a.Code, r.err)
-	}
-	return r.id, nil
-}
-
-// putReq is one Put waiting to be written.
-type putReq struct {
-	sev  alarm.Severity
-	data []byte
-	// Set by the writer: the ID once accepted, or why not.
-	id  ID
-	err error
-}
-
-// slot is an entry of the spool as putBatch plans it: a record on flash or
-// one of the batch.
-type slot struct {
-	n   name
-	req *putReq // nil for a record already on flash
-}
-
-// putBatch puts every request of batch, as Put would one by one. A request
-// the spool refuses gets ErrFull; one accepted and then dropped for a later
-// one of the same batch gets its ID, is counted as a drop and is never
-// written.
-func (s *Spool) putBatch(batch []*putReq) error {
-	plan := make([]slot, 0, len(s.names)+len(batch))
-	for _, n := range s.names {
-		plan = append(plan, slot{n: n})
-	}
-	drops, seq := s.drops, s.seq
-	var evict []name
-	var accepted []slot
-	for _, r := range batch {
-		victims, ok := s.victims(plan, r.sev)
-		if !ok {
-			s.stats.Refused++
-			r.err = fmt.Errorf("%w: all %d entries are more severe than %s", ErrFull, len(plan), r.sev)
-			continue
-		}
-		for _, v := range victims {
-			drops[plan[v].n.sev]++
-			if plan[v].req == nil {
-				evict = append(evict, plan[v].n)
-			}
-		}
-		plan = deleteIndexes(plan, victims)
-		seq++
-		n := name{seq: seq, sev: r.sev, tag: randomTag()}
-		for s.exists(n.file()) || slices.ContainsFunc(plan, func(p slot) bool { return p.n == n }) {
-			n.tag = randomTag()
-		}
-		accepted = append(accepted, slot{n: n, req: r})
-		plan = append(plan, slot{n: n, req: r})
-	}
-	// The IDs are given once everything is on flash; until then a failure
-	// is every accepted request's.
-	done := func() {
-		for _, a := range accepted {
-			a.req.id = a.n.id()
-		}
-	}
-
-	// Stage the records and the drop counters, sync them (one fsync for a
-	// single file, one syncfs for several), rename them into place and sync
-	// the directory; only then unlink what was evicted, so that a drop is
-	// on flash before its alarm goes. The unlinks reach flash with the next
-	// directory sync: a power cut before that brings an evicted alarm back,
-	// counted as dropped and sent as well, never the other way round.
-	type staging struct{ tmp, file string }
-	var staged []staging
-	defer func() {
-		for _, st := range staged {
-			os.Remove(st.tmp) // fails once renamed
-		}
-	}()
-	var files []slot
-	for _, p := range plan {
-		if p.req != nil {
-			files = append(files, p)
-		}
-	}
-	newDrops := drops != s.drops
-	n := len(files)
-	if newDrops {
-		n++
-	}
-	if newDrops {
-		tmp, err := s.stage(dropsFile, encodeDrops(drops), n == 1)
-		if err != nil {
-			return err
-		}
-		staged = append(staged, staging{tmp, dropsFile})
-	}
-	for _, p := range files {
-		tmp, err := s.stage(p.n.file(), p.req.data, n == 1)
-		if err != nil {
-			return err
-		}
-		staged = append(staged, staging{tmp, p.n.file()})
-	}
-	if n > 1 {
-		if err := s.syncFS(); err != nil {
-			return err
-		}
-	}
-	if n > 0 {
-		s.step("staged")
-		for _, st := range staged {
-			if err := os.Rename(st.tmp, s.file(st.file)); err != nil {
-				return fmt.Errorf("write %s: %w", s.file(st.file), flash.Cause(err))
-			}
-		}
-		s.step("renamed")
-		if err := s.syncDir(); err != nil {
-			return err
-		}
-		s.step("synced")
-	}
-	s.drops = drops
-	for _, v := range evict {
-		if err := os.Remove(s.file(v.file())); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("drop %s: %w", s.file(v.file()), flash.Cause(err))
-		}
-	}
-	if len(evict) > 0 {
-		s.step("evicted")
-	}
-	s.seq = seq
-	s.names = s.names[:0]
-	for _, p := range plan {
-		s.names = append(s.names, p.n)
-	}
-	s.stats.Len = len(s.names)
-	done()
-	return nil
-}
-
-// deleteIndexes removes the entries at the given indexes from p.
-func deleteIndexes(p []slot, idx []int) []slot {
-	if len(idx) == 0 {
-		return p
-	}
-	out := p[:0]
-	for i, e := range p {
-		if !slices.Contains(idx, i) {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
-// victims chooses the entries of plan (oldest first) to drop so that one
-// of severity sev fits: the least severe, the oldest of those. It reports
-// false when every entry it would need to drop is more severe than sev.
-func (s *Spool) victims(plan []slot, sev alarm.Severity) ([]int, bool) {
-	var evict []int
-	for len(plan)-len(evict) >= s.max {
-		v := -1
-		for i, p := range plan {
-			if slices.Contains(evict, i) {
-				continue
-			}
-			if v < 0 || p.n.sev < plan[v].n.sev {
-				v = i
-			}
-		}
-		if plan[v].n.sev > sev {
-			return nil, false
-		}
-		evict = append(evict, v)
-	}
-	return evict, true
 }
 
 // List returns the entries, oldest first, including those other processes
@@ -532,72 +299,6 @@ func (s *Spool) Stats() Stats {
 	st := s.stats
 	st.Len, st.Drops = len(s.names), s.drops
 	return st
-}
-
-// TakeDrops returns the drop counts and resets them on flash. Call it once
-// a mail has reported them; ForgetDrops is the form that keeps drops which
-// happened in between.
-func (s *Spool) TakeDrops() (Drops, error) {
-	var d Drops
-	err := s.locked(func() error {
-		d = s.drops
-		return s.setDrops(Drops{})
-	})
-	if err != nil {
-		return Drops{}, fmt.Errorf("take drops from spool: %w", err)
-	}
-	return d, nil
-}
-
-// ForgetDrops subtracts drops a mail has reported (as read from Stats
-// before the mail was sent) from the counts on flash.
-func (s *Spool) ForgetDrops(reported Drops) error {
-	err := s.locked(func() error {
-		d := s.drops
-		for i := range d {
-			d[i] = max(0, d[i]-reported[i])
-		}
-		return s.setDrops(d)
-	})
-	if err != nil {
-		return fmt.Errorf("forget drops in spool: %w", err)
-	}
-	return nil
-}
-
-func (s *Spool) setDrops(d Drops) error {
-	if d == s.drops {
-		return nil
-	}
-	if d.Total() == 0 {
-		if err := os.Remove(s.file(dropsFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("remove %s: %w", s.file(dropsFile), flash.Cause(err))
-		}
-		s.step("drops removed")
-		if err := s.syncDir(); err != nil {
-			return err
-		}
-		s.drops = d
-		return nil
-	}
-	return s.writeDrops(d)
-}
-
-// writeDrops replaces the drop counters file and fsyncs the directory.
-func (s *Spool) writeDrops(d Drops) error {
-	tmp, err := s.stage(dropsFile, encodeDrops(d), true)
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, s.file(dropsFile)); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", s.file(dropsFile), flash.Cause(err))
-	}
-	if err := s.syncDir(); err != nil {
-		return err
-	}
-	s.drops = d
-	return nil
 }
 
 // locked runs op holding the mutex and the directory lock, after a scan.
@@ -728,59 +429,6 @@ func (s *Spool) forget() {
 	s.stats.Len = len(s.names)
 }
 
-// stage writes data to a new temporary file for file and returns its path.
-// With sync it fsyncs the file; without, the caller syncs the file system
-// before renaming it into place.
-func (s *Spool) stage(file string, data []byte, sync bool) (string, error) {
-	tmp := s.file("." + file + tmpExt)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return "", fmt.Errorf("write %s: %w", s.file(file), flash.Cause(err))
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		s.stats.Written += int64(len(data))
-	}
-	if err == nil && sync {
-		s.stats.Syncs++
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return "", fmt.Errorf("write %s: %w", s.file(file), flash.Cause(err))
-	}
-	return tmp, nil
-}
-
-// syncFS flushes every file written on the spool's file system: one
-// flush for a batch of staged records instead of one each.
-func (s *Spool) syncFS() error {
-	s.stats.Syncs++
-	c, err := s.dir.SyscallConn()
-	if err == nil {
-		var serr error
-		err = c.Control(func(fd uintptr) { serr = unix.Syncfs(int(fd)) })
-		if err == nil {
-			err = serr
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", s.path, flash.Cause(err))
-	}
-	return nil
-}
-
-func (s *Spool) syncDir() error {
-	s.stats.Syncs++
-	if err := s.dir.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", s.path, flash.Cause(err))
-	}
-	return nil
-}
-
 func (s *Spool) exists(file string) bool {
 	_, err := os.Lstat(s.file(file))
 	return err == nil
@@ -792,103 +440,6 @@ func (s *Spool) step(what string) {
 	if s.testHookStep != nil {
 		s.testHookStep(what)
 	}
-}
-
-// name is what a record's file name says about it.
-type name struct {
-	seq uint64
-	sev alarm.Severity
-	tag uint32
-}
-
-func (n name) id() ID { return ID(fmt.Sprintf("%016x-%d-%08x", n.seq, n.sev, n.tag)) }
-
-func (n name) file() string { return string(n.id()) + recordExt }
-
-func (n name) compare(m name) int {
-	switch {
-	case n.seq != m.seq:
-		return cmpUint(n.seq, m.seq)
-	case n.tag != m.tag:
-		return cmpUint(uint64(n.tag), uint64(m.tag))
-	}
-	return int(n.sev - m.sev)
-}
-
-func cmpUint(a, b uint64) int {
-	if a < b {
-		return -1
-	}
-	return 1
-}
-
-// parseName reads a record file name, exactly as name.file writes it.
-func parseName(f string) (name, bool) {
-	const size = 16 + 1 + 1 + 1 + 8
-	stem, ok := strings.CutSuffix(f, recordExt)
-	if !ok || len(stem) != size || stem[16] != '-' || stem[18] != '-' {
-		return name{}, false
-	}
-	var n name
-	for _, c := range []byte(stem[:16]) {
-		d, ok := hexDigit(c)
-		if !ok {
-			return name{}, false
-		}
-		n.seq = n.seq<<4 | uint64(d)
-	}
-	if stem[17] < '0' || stem[17] > '0'+byte(alarm.Critical) {
-		return name{}, false
-	}
-	n.sev = alarm.Severity(stem[17] - '0')
-	for _, c := range []byte(stem[19:]) {
-		d, ok := hexDigit(c)
-		if !ok {
-			return name{}, false
-		}
-		n.tag = n.tag<<4 | uint32(d)
-	}
-	return n, true
-}
-
-func hexDigit(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	}
-	return 0, false
-}
-
-func randomTag() uint32 {
-	var b [4]byte
-	rand.Read(b[:]) // never fails
-	return binary.LittleEndian.Uint32(b[:])
-}
-
-// makeDir creates dir 0700 if it is missing, and fsyncs its parent so the
-// new entry survives a power cut.
-func makeDir(dir string) error {
-	fi, err := os.Stat(dir)
-	if err == nil {
-		if !fi.IsDir() {
-			return fmt.Errorf("%s is not a directory", dir)
-		}
-		return nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	p, err := os.Open(filepath.Dir(filepath.Clean(dir)))
-	if err != nil {
-		return err
-	}
-	defer p.Close()
-	return p.Sync()
 }
 
 func flock(f *os.File, how int) error {

@@ -382,7 +382,10 @@ func TestIdleWritesNothing(t *testing.T) {
 func TestRemoveRejectsBadIDs(t *testing.T) {
 	s, dir := newForTest(t, 0)
 	id := put(t, s, mk(alarm.Info, "A"))
-	for _, bad := range []ID{"", "../spool", "drops", id + ".alarm", ID(strings.ToUpper(string(id)))} {
+	// An ID in upper-case hex. Not ToUpper(id): one random tag in 43 has
+	// only decimal digits, which ToUpper leaves as they are.
+	upper := ID(strings.ToUpper(string(id[:len(id)-8]) + "abcdef01"))
+	for _, bad := range []ID{"", "../spool", "drops", id + ".alarm", upper} {
 		if err := s.Remove(id, bad); err == nil {
 			t.Errorf("Remove(%q) = nil, want an error", bad)
 		}
@@ -479,20 +482,22 @@ func TestFailedPutChangesNothing(t *testing.T) {
 func TestGroupCommit(t *testing.T) {
 	s, dir := newForTest(t, 3)
 	put(t, s, mk(alarm.Critical, "K"))
-	waiting := func() int {
-		s.waitMu.Lock()
-		defer s.waitMu.Unlock()
-		return len(s.waiting)
-	}
-	// until waits, boundedly (a minute), for n Puts to be waiting.
+	// Each Put that joins the waiting ones says how many wait then.
+	queued := make(chan int, 16)
+	s.testHookQueued = func(n int) { queued <- n }
+	// until waits, boundedly (a minute), for the Put that makes n waiting.
 	until := func(n int) bool {
-		for range 12000 {
-			if waiting() == n {
-				return true
+		timeout := time.NewTimer(time.Minute)
+		defer timeout.Stop()
+		select {
+		case got := <-queued:
+			if got != n {
+				t.Errorf("%d Puts waiting, want %d", got, n)
 			}
-			time.Sleep(5 * time.Millisecond)
+			return true
+		case <-timeout.C:
+			return false
 		}
-		return false
 	}
 	release := make(chan struct{})
 	held := make(chan struct{})
@@ -512,6 +517,9 @@ func TestGroupCommit(t *testing.T) {
 	case <-held:
 	case err := <-first:
 		t.Fatalf("Put(HOLD) = %v and never reached the step \"staged\"", err)
+	}
+	if n := <-queued; n != 1 {
+		t.Fatalf("Put(HOLD) found %d Puts waiting, want only itself", n)
 	}
 
 	batch := []alarm.Alarm{
