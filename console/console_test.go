@@ -385,17 +385,37 @@ func TestCtrlCStopsALongCommand(t *testing.T) {
 
 func TestInputEndsWhileACommandRuns(t *testing.T) {
 	f := newFixture(t)
-	f.o.Command = func(ctx context.Context, args []string, in io.Reader, out io.Writer) error {
-		time.Sleep(50 * time.Millisecond) // the next lines and the end of the input come meanwhile
-		if ctx.Err() != nil {
+	in := &eofSignal{r: strings.NewReader("test\nqueue\nset mail.from a@example.test\ncommit\nstatus\n"), eof: make(chan struct{})}
+	f.o.Command = func(ctx context.Context, args []string, _ io.Reader, out io.Writer) error {
+		select { // the next lines and the end of the input come meanwhile
+		case <-in.eof:
+		case <-ctx.Done():
 			return ctx.Err()
 		}
 		io.WriteString(out, "ran "+args[0]+"\n")
 		return nil
 	}
 	// The lines that came while a command ran are the next commands, in order.
-	out := f.talk(t, "test\nqueue\nset mail.from a@example.test\ncommit\nstatus\n", false)
-	wantIn(t, out, "ran test\nmailagent> ran queue\nmailagent> ok: mail.from = a@example.test; commit saves it\nmailagent> ok: 1 change saved", "ran status")
+	var out bytes.Buffer
+	if err := Run(context.Background(), NewTerm(in, &out, false), f.o); err != nil {
+		t.Fatalf("session: %v\n%s", err, out.String())
+	}
+	wantIn(t, out.String(), "ran test\nmailagent> ran queue\nmailagent> ok: mail.from = a@example.test; commit saves it\nmailagent> ok: 1 change saved", "ran status")
+}
+
+// eofSignal closes eof once r has been read to its end.
+type eofSignal struct {
+	r    io.Reader
+	once sync.Once
+	eof  chan struct{}
+}
+
+func (e *eofSignal) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err == io.EOF {
+		e.once.Do(func() { close(e.eof) })
+	}
+	return n, err
 }
 
 func TestInputEndsInsideAQuestion(t *testing.T) {

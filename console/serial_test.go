@@ -55,8 +55,14 @@ func TestServeOnASerialPort(t *testing.T) {
 func TestServeWithoutThePort(t *testing.T) {
 	f := newFixture(t)
 	var logs bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	Serve(ctx, t.TempDir()+"/ttyS9", 115200, f.o, slog.New(slog.NewTextHandler(&logs, nil)))
+	// Serve returns once it has said so: the first log line ends it.
+	logged := writerFunc(func(p []byte) (int, error) { defer cancel(); return logs.Write(p) })
+	Serve(ctx, t.TempDir()+"/ttyS9", 115200, f.o, slog.New(slog.NewTextHandler(logged, nil)))
 	wantIn(t, logs.String(), "console: the serial port cannot be opened", "ttyS9")
 }
+
+type writerFunc func(p []byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -28,14 +28,29 @@ type Terminal struct {
 // Screen records what a console writes, for a test to wait for; it is
 // safe for one writer and readers at once.
 type Screen struct {
-	mu sync.Mutex
-	b  strings.Builder
+	mu      sync.Mutex
+	b       strings.Builder
+	written chan struct{} // closed at the next write
 }
 
 func (s *Screen) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.written != nil {
+		close(s.written)
+		s.written = nil
+	}
 	return s.b.Write(p)
+}
+
+// next is the text so far, and a channel closed at the next write.
+func (s *Screen) next() (string, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.written == nil {
+		s.written = make(chan struct{})
+	}
+	return s.b.String(), s.written
 }
 
 // String is everything written so far.
@@ -45,15 +60,21 @@ func (s *Screen) String() string {
 	return s.b.String()
 }
 
-// WaitFor waits until the screen holds want n times, at most wait.
+// WaitFor waits until the screen holds want n times, at most wait; it
+// looks again at every write.
 func (s *Screen) WaitFor(t testing.TB, want string, n int, wait time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	for strings.Count(s.String(), want) < n {
-		if time.Now().After(deadline) {
+	timeout := time.After(wait)
+	for {
+		text, written := s.next()
+		if strings.Count(text, want) >= n {
+			return
+		}
+		select {
+		case <-written:
+		case <-timeout:
 			t.Fatalf("waited %v for %d× %q on the console:\n%s", wait, n, want, s.String())
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
