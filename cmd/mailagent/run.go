@@ -165,9 +165,10 @@ func webTLS(a *agent.Agent, c *config.Config) (webServing, error) {
 	}
 	switch {
 	case c.HTTP.TLSCert != "" || c.HTTP.TLSKey != "":
-		if c.HTTP.TLSCert == "" || c.HTTP.TLSKey == "" {
-			return webServing{}, &hintedError{errors.New("http.tls_cert and http.tls_key go together: only one is set"),
-				"set both (the PEM certificate and its key), or unset both for a self-signed certificate"}
+		if p, ok := config.AsProblems(config.Validate(c)); ok {
+			if pair := append(p.For("http.tls_cert"), p.For("http.tls_key")...); len(pair) > 0 {
+				return webServing{}, &hintedError{pair, "set both (the PEM certificate and its key), or unset both for a self-signed certificate"}
+			}
 		}
 		cert, err := tls.LoadX509KeyPair(c.HTTP.TLSCert, c.HTTP.TLSKey)
 		if err != nil {
