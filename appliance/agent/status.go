@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"mailagent/appliance/alarm"
@@ -170,9 +172,22 @@ func (a *Agent) Status(ctx context.Context) Status {
 			Hint: live.Hint, NextTry: timeOrNil(live.NextTry)}
 	}
 	if c.SMTP.Auth == "oauth2" && c.OAuth2.Mode != "" {
-		s.OAuth2 = a.tokenReport(&c, live)
+		var more config.Problems
+		s.OAuth2, more = a.tokenReport(&c, live)
+		s.Problems = addProblems(s.Problems, more)
 	}
 	return s
+}
+
+// addProblems adds to list the problems of p it does not hold yet.
+func addProblems(list []KeyProblem, p config.Problems) []KeyProblem {
+	for _, e := range p {
+		kp := KeyProblem{Key: e.Key, Message: e.Err.Error()}
+		if !slices.Contains(list, kp) {
+			list = append(list, kp)
+		}
+	}
+	return list
 }
 
 // keyProblems lists what keeps c from sending mail: first that there is no
@@ -195,23 +210,35 @@ func (a *Agent) keyProblems(c *config.Config) []KeyProblem {
 
 // tokenReport puts the token state into words: the running agent's when
 // it answered (it knows its access token and backoff), else tokens.toml's.
-func (a *Agent) tokenReport(c *config.Config, live *LiveStatus) *TokenReport {
+// When the OAuth2 settings cannot be used, problems are the keys at fault
+// (the validator's, and what parsing keys and certificates found).
+func (a *Agent) tokenReport(c *config.Config, live *LiveStatus) (r *TokenReport, problems config.Problems) {
 	var st oauth.Status
 	_, src, err := a.oauthFor(c)
 	switch {
 	case err != nil:
 		r := &TokenReport{Mode: c.OAuth2.Mode, State: oauth.StateError, Summary: "the OAuth2 settings cannot be used", Fix: Hint(err)}
+		if p, ok := config.AsProblems(err); ok {
+			var keys []string
+			for _, e := range p {
+				if !slices.Contains(keys, e.Key) {
+					keys = append(keys, e.Key)
+				}
+			}
+			r.Fix = "fix the keys named as problems: " + strings.Join(keys, ", ")
+			return r, p
+		}
 		if r.Fix == "" {
 			r.Fix = "check the OAuth2 settings: " + err.Error()
 		}
-		return r
+		return r, nil
 	case live != nil && live.Token != nil:
 		st = *live.Token
 	default:
 		st = src.Status()
 	}
 	m, _ := config.LookupMode(c.OAuth2.Mode)
-	r := &TokenReport{Mode: st.Mode, Account: st.Account, State: st.State, Fix: st.Hint, HasRefreshToken: st.HasRefreshToken,
+	r = &TokenReport{Mode: st.Mode, Account: st.Account, State: st.State, Fix: st.Hint, HasRefreshToken: st.HasRefreshToken,
 		Expiry: timeOrNil(st.Expiry), Obtained: timeOrNil(st.Obtained), Refreshed: timeOrNil(st.Refreshed),
 		LastError: st.LastError, LastErrorAt: timeOrNil(st.LastErrorAt), NextTry: timeOrNil(st.RetryAt)}
 	const authorise = "authorise the box: Authorise on the web page, authorize on the console, or mailagent authorize"
@@ -252,7 +279,7 @@ func (a *Agent) tokenReport(c *config.Config, live *LiveStatus) *TokenReport {
 			r.SecretNote = "renew it soon: create a new client secret at the provider, then set oauth2.client_secret and oauth2.secret_expires"
 		}
 	}
-	return r
+	return r, nil
 }
 
 // daysLeft is the days from now until t, a part of a day counted as a

@@ -123,6 +123,20 @@ last_hint = "the provider revoked the grant: authorise again"
 		banner: []string{"!! OAuth2: the provider no longer accepts the grant: a person must authorise again\n!!   the provider revoked the grant: authorise again\n"},
 		text:   []string{"state:      reauth_required", "last error: invalid_grant: the refresh token was revoked", "hint:       the provider revoked the grant: authorise again"},
 	}, {
+		name: "a key that does not parse",
+		config: strings.NewReplacer(`"client-secret-post"`, `"private-key-jwt"`,
+			`client_secret = "secret-never-shown"`, "private_key = \"not a PEM key\"\nkey_id = \"k1\"").Replace(oauth),
+		check: func(t *testing.T, st *agent.Status) {
+			if o := st.OAuth2; o == nil || o.State != "error" || !strings.Contains(o.Fix, "oauth2.private_key") {
+				t.Errorf("oauth2 %+v: want the settings refused, naming the key", o)
+			}
+			if len(st.Problems) != 1 || st.Problems[0].Key != "oauth2.private_key" {
+				t.Errorf("problems %+v: want the key that does not parse, once", st.Problems)
+			}
+		},
+		banner: []string{"!! mail cannot be sent yet: oauth2.private_key (set, then commit)"},
+		text:   []string{"oauth2.private_key: no PEM private key in it"},
+	}, {
 		name:   "secret expiring",
 		config: oauth + "secret_expires = " + soon + "\n",
 		tokens: "refresh_token = \"rt-never-shown\"\nmode = \"client-secret-post\"\nclient_id = \"box\"\naccount = \"alarm@example.test\"\n",
