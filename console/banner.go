@@ -29,7 +29,7 @@ func (s *session) showBanner(ctx context.Context) {
 func Banner(st agent.Status) string {
 	var b strings.Builder
 	if !st.Running {
-		fmt.Fprintln(&b, "!! the agent is not running: alarms wait on flash until it starts (mailagent run)")
+		fmt.Fprintln(&b, "!! the agent is not running: alarms wait on flash until it starts")
 	}
 	if d := st.Delivery; d.Failing != "" {
 		fmt.Fprintf(&b, "!! MAIL CANNOT BE DELIVERED: %s\n", d.Failing)

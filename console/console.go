@@ -206,9 +206,17 @@ func (s *session) fail(err error) {
 	}
 }
 
+// help lists the commands in 80 columns: a usage too long for its column
+// has a line of its own.
 func (s *session) help() {
+	const col = 24
 	for _, c := range commands {
-		fmt.Fprintf(s.t, "  %-30s %s\n", strings.TrimSpace(c.name+" "+c.args), c.short)
+		usage := strings.TrimSpace(c.name + " " + c.args)
+		if len(usage) > col {
+			fmt.Fprintf(s.t, "  %s\n  %-*s %s\n", usage, col, "", c.short)
+			continue
+		}
+		fmt.Fprintf(s.t, "  %-*s %s\n", col, usage, c.short)
 	}
 	fmt.Fprintln(s.t, "Keys are as in mailagent.toml: section.key, e.g. mail.from; show lists them all.")
 }

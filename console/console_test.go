@@ -425,3 +425,18 @@ func TestInputEndsInsideAQuestion(t *testing.T) {
 		wantIn(t, out, "error: ")
 	}
 }
+
+func TestHelpFitsIn80Columns(t *testing.T) {
+	f := newFixture(t)
+	out := f.talk(t, "help\n", false)
+	for _, c := range commands {
+		if !strings.Contains(out, c.short) {
+			t.Errorf("help does not list %s", c.name)
+		}
+	}
+	for line := range strings.SplitSeq(out, "\n") {
+		if len(line) > 80 {
+			t.Errorf("help line of %d columns: %q", len(line), line)
+		}
+	}
+}
