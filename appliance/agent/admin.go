@@ -110,7 +110,7 @@ func (w *Admin) Status(ctx context.Context) Status { return w.a.Status(ctx) }
 
 // Config returns mailagent.toml as written (no defaults), read again.
 func (w *Admin) Config() (config.Config, error) {
-	f, err := config.Load(w.a.ConfigPath())
+	f, err := config.LoadFS(w.a.fs, w.a.ConfigPath())
 	if err != nil {
 		return config.Config{}, err
 	}
@@ -124,7 +124,7 @@ func (w *Admin) Config() (config.Config, error) {
 func (w *Admin) UpdateConfig(change func(c *config.Config) error) error {
 	w.cfgMu.Lock()
 	defer w.cfgMu.Unlock()
-	f, err := config.Load(w.a.ConfigPath())
+	f, err := config.LoadFS(w.a.fs, w.a.ConfigPath())
 	if err != nil {
 		return err
 	}
@@ -135,7 +135,7 @@ func (w *Admin) UpdateConfig(change func(c *config.Config) error) error {
 	if config.Equal(&c, &f.Config) && !f.Missing {
 		return nil
 	}
-	if err := config.Save(w.a.ConfigPath(), &c); err != nil {
+	if err := config.SaveFS(w.a.fs, w.a.ConfigPath(), &c); err != nil {
 		return err
 	}
 	if err := w.a.Reload(); err != nil {

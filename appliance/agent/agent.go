@@ -41,6 +41,9 @@ type Options struct {
 	// BuildDate is the earliest plausible time: a clock before it was never
 	// set. Zero disables the check.
 	BuildDate time.Time
+	// FS is the file system of DataDir (mailagent.toml, tokens.toml and the
+	// spool); nil means the operating system's. Tests give a power-cut model.
+	FS flash.FS
 }
 
 // Agent is mailagent on one box.
@@ -48,6 +51,7 @@ type Agent struct {
 	board   board.Profile
 	dataDir string
 	runDir  string
+	fs      flash.FS
 	log     *slog.Logger
 	now     func() time.Time
 
@@ -72,7 +76,10 @@ type Agent struct {
 // copy is used through that copy and reported by Warnings; a damaged file
 // without one is an error.
 func New(o Options) (*Agent, error) {
-	a := &Agent{board: o.Board, dataDir: o.DataDir, runDir: o.RunDir, log: o.Log, now: o.Now, httpClient: o.HTTPClient, buildDate: o.BuildDate}
+	a := &Agent{board: o.Board, dataDir: o.DataDir, runDir: o.RunDir, fs: o.FS, log: o.Log, now: o.Now, httpClient: o.HTTPClient, buildDate: o.BuildDate}
+	if a.fs == nil {
+		a.fs = flash.OS
+	}
 	switch {
 	case a.runDir != "":
 	case a.dataDir != "":
@@ -97,11 +104,11 @@ func New(o Options) (*Agent, error) {
 
 // Reload reads the configuration and token files again.
 func (a *Agent) Reload() error {
-	f, err := config.Load(a.ConfigPath())
+	f, err := config.LoadFS(a.fs, a.ConfigPath())
 	if err != nil {
 		return err
 	}
-	t, err := oauth.LoadTokens(a.TokensPath())
+	t, err := oauth.LoadTokensFS(a.fs, a.TokensPath())
 	if err != nil {
 		return err
 	}
@@ -116,7 +123,7 @@ func (a *Agent) DataDir() string { return a.dataDir }
 
 // MakeDataDir creates the data directory (0700) if it is missing, as on a
 // box's first start on an empty flash partition.
-func (a *Agent) MakeDataDir() error { return flash.MakeDir(a.dataDir) }
+func (a *Agent) MakeDataDir() error { return flash.MakeDir(a.fs, a.dataDir) }
 
 // ConfigPath is the path of mailagent.toml.
 func (a *Agent) ConfigPath() string { return filepath.Join(a.dataDir, config.FileName) }

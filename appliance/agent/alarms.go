@@ -21,7 +21,7 @@ func (a *Agent) SpoolDir() string { return filepath.Join(a.dataDir, "spool") }
 
 // openSpool opens the persistent alarm queue with the configured size.
 func (a *Agent) openSpool(c *config.Config) (*spool.Spool, error) {
-	return spool.Open(a.SpoolDir(), spool.Options{Max: c.Alarms.PersistentQueueEntries})
+	return spool.Open(a.SpoolDir(), spool.Options{Max: c.Alarms.PersistentQueueEntries, FS: a.fs})
 }
 
 // newOutbox makes the alarm queues and the delivery loop for c.

@@ -33,7 +33,7 @@ func (a *Agent) oauthFor(c *config.Config) (*oauth.Client, *oauth.Source, error)
 	if err != nil {
 		return nil, nil, err
 	}
-	src, err := oauth.NewSource(oauth.SourceOptions{Path: a.TokensPath(), Grant: cl, Config: c, Now: a.now, Log: a.log})
+	src, err := oauth.NewSource(oauth.SourceOptions{Path: a.TokensPath(), FS: a.fs, Grant: cl, Config: c, Now: a.now, Log: a.log})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -226,7 +226,7 @@ var ImportKinds = []string{"google-client", "google-service-account"}
 // Import reads a provider's downloaded file (Google's client JSON or
 // service-account key) into mailagent.toml.
 func (a *Agent) Import(kind string, data []byte) error {
-	f, err := config.Load(a.ConfigPath())
+	f, err := config.LoadFS(a.fs, a.ConfigPath())
 	if err != nil {
 		return err
 	}
@@ -241,7 +241,7 @@ func (a *Agent) Import(kind string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	return config.Save(a.ConfigPath(), &f.Config)
+	return config.SaveFS(a.fs, a.ConfigPath(), &f.Config)
 }
 
 // PastedParams reads the parameters of the address a browser was sent back

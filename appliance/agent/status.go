@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -149,7 +148,7 @@ func (a *Agent) Status(ctx context.Context) Status {
 		live, _ = a.Live(lctx)
 		cancel()
 	}
-	if _, err := os.Stat(a.SpoolDir()); err == nil {
+	if _, err := a.fs.Stat(a.SpoolDir()); err == nil {
 		if q, err := a.Queue(); err == nil {
 			s.Queue = QueueReport{Spooled: len(q.Spooled), Dropped: alarm.CountsText(q.Dropped), Corrupt: q.Corrupt,
 				LastDamage: q.LastDamage, SetAside: q.SetAside, NewestBad: q.NewestBad}

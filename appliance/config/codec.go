@@ -209,7 +209,8 @@ type File struct {
 	// was used instead; it names the file and the parse error.
 	Damaged *flash.DamagedError
 
-	raw []byte // the bytes Config was decoded from
+	raw []byte   // the bytes Config was decoded from
+	fs  flash.FS // the file system it was read from
 }
 
 // MarkGood keeps the file as it is now as its last good copy; used once a
@@ -218,24 +219,30 @@ func (f *File) MarkGood() error {
 	if f.Missing || f.Damaged != nil {
 		return nil
 	}
-	return flash.MarkGood(f.Path, f.raw)
+	return flash.MarkGood(f.fs, f.Path, f.raw)
 }
 
 // Load reads the configuration file at path. A file that does not parse is
 // never replaced by defaults: Load falls back to the last good copy and says
 // so in File.Damaged, or fails when there is none.
-func Load(path string) (*File, error) {
-	l, err := flash.LoadDecoded(path, Decode)
+func Load(path string) (*File, error) { return LoadFS(flash.OS, path) }
+
+// LoadFS is Load on the file system fsys.
+func LoadFS(fsys flash.FS, path string) (*File, error) {
+	l, err := flash.LoadDecoded(fsys, path, Decode)
 	if err != nil {
 		return nil, err
 	}
-	return &File{Config: l.Value, Path: path, Missing: l.Missing, Damaged: l.Damaged, raw: l.Raw}, nil
+	return &File{Config: l.Value, Path: path, Missing: l.Missing, Damaged: l.Damaged, raw: l.Raw, fs: fsys}, nil
 }
 
 // Save writes c to path through the flash store (atomic, fsync'd, good copy
 // kept, nothing written when nothing changed).
-func Save(path string, c *Config) error {
-	return flash.Save(path, Encode(c))
+func Save(path string, c *Config) error { return SaveFS(flash.OS, path, c) }
+
+// SaveFS is Save on the file system fsys.
+func SaveFS(fsys flash.FS, path string, c *Config) error {
+	return flash.Save(fsys, path, Encode(c))
 }
 
 // Equal reports whether a and b hold the same values.

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"mailagent/appliance/config"
+	"mailagent/appliance/internal/flash"
 )
 
 // Grant is what the token lifecycle needs from a mode; *Client is one.
@@ -31,6 +32,8 @@ type Grant interface {
 type SourceOptions struct {
 	// Path is tokens.toml.
 	Path string
+	// FS is the file system Path is on; nil means flash.OS.
+	FS flash.FS
 	// Grant gets and refreshes tokens.
 	Grant Grant
 	// Config is the configuration with defaults filled in: the mode, the
@@ -90,6 +93,9 @@ func NewSource(o SourceOptions) (*Source, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.FS == nil {
+		o.FS = flash.OS
+	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
@@ -100,7 +106,7 @@ func NewSource(o SourceOptions) (*Source, error) {
 	if !ok {
 		return nil, fmt.Errorf("oauth2.mode %q is not a mode", o.Config.OAuth2.Mode)
 	}
-	f, err := LoadTokens(o.Path)
+	f, err := LoadTokensFS(o.FS, o.Path)
 	if err != nil {
 		return nil, err
 	}
@@ -193,7 +199,7 @@ func (s *Source) KeepAlive(ctx context.Context, interval time.Duration) error {
 // and takes over what that process may have saved meanwhile.
 // done, checked after that, says whether the request is still needed.
 func (s *Source) renew(ctx context.Context, done func() bool) (string, error) {
-	unlock, err := lockDir(ctx, filepath.Dir(s.o.Path))
+	unlock, err := lockDir(ctx, s.o.FS, filepath.Dir(s.o.Path))
 	if err != nil {
 		return "", fmt.Errorf("locking %s: %w", filepath.Dir(s.o.Path), err)
 	}
@@ -274,7 +280,7 @@ func (s *Source) failed(ctx context.Context, err error) (string, error) {
 // adopt takes over the durable state another process saved since this one
 // last looked: a newer refresh token, a new authorisation, a state change.
 func (s *Source) adopt() {
-	f, err := LoadTokens(s.o.Path)
+	f, err := LoadTokensFS(s.o.FS, s.o.Path)
 	if err != nil || f.Missing {
 		return
 	}
@@ -297,15 +303,15 @@ func (s *Source) adopt() {
 }
 
 // lockDir takes an exclusive flock on dir, waiting for ctx.
-func lockDir(ctx context.Context, dir string) (unlock func(), err error) {
-	f, err := os.Open(dir)
+func lockDir(ctx context.Context, fsys flash.FS, dir string) (unlock func(), err error) {
+	f, err := fsys.OpenFile(dir, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, err
 	}
 	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		err := f.Flock(syscall.LOCK_EX | syscall.LOCK_NB)
 		if err == nil {
-			return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+			return func() { f.Flock(syscall.LOCK_UN); f.Close() }, nil
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) {
 			f.Close()
@@ -396,7 +402,7 @@ func (s *Source) AuthorizationFailed(ctx context.Context, err error) {
 		return
 	}
 	defer s.release()
-	unlock, lerr := lockDir(ctx, filepath.Dir(s.o.Path))
+	unlock, lerr := lockDir(ctx, s.o.FS, filepath.Dir(s.o.Path))
 	if lerr != nil {
 		s.o.Log.Error("failed authorisation not recorded", "err", lerr)
 		return
@@ -417,7 +423,7 @@ func (s *Source) save() error {
 	if !s.o.Config.OAuth2.KeepAccessToken {
 		f.AccessToken, f.TokenType, f.Expiry = config.Secret{}, "", time.Time{}
 	}
-	if err := SaveTokens(s.o.Path, &f); err != nil {
+	if err := SaveTokensFS(s.o.FS, s.o.Path, &f); err != nil {
 		return err
 	}
 	s.damaged = nil

@@ -108,8 +108,11 @@ type TokensFile struct {
 
 // LoadTokens reads tokens.toml at path, falling back to its last good copy
 // when it is damaged.
-func LoadTokens(path string) (*TokensFile, error) {
-	l, err := flash.LoadDecoded(path, DecodeTokens)
+func LoadTokens(path string) (*TokensFile, error) { return LoadTokensFS(flash.OS, path) }
+
+// LoadTokensFS is LoadTokens on the file system fsys.
+func LoadTokensFS(fsys flash.FS, path string) (*TokensFile, error) {
+	l, err := flash.LoadDecoded(fsys, path, DecodeTokens)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +120,12 @@ func LoadTokens(path string) (*TokensFile, error) {
 }
 
 // SaveTokens writes t to path through the flash store.
-func SaveTokens(path string, t *Tokens) error { return flash.Save(path, t.Encode()) }
+func SaveTokens(path string, t *Tokens) error { return SaveTokensFS(flash.OS, path, t) }
+
+// SaveTokensFS is SaveTokens on the file system fsys.
+func SaveTokensFS(fsys flash.FS, path string, t *Tokens) error {
+	return flash.Save(fsys, path, t.Encode())
+}
 
 // TokenError says why there is no usable token, with what to do.
 type TokenError struct {

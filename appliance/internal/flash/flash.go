@@ -20,6 +20,12 @@
 // A file is never silently replaced: Load reports a damaged file as a
 // *DamagedError. Callers serialise writes to one path; flash does no
 // locking.
+//
+// Every function works on an FS: [OS] on a box, and in tests the power-cut
+// model of appliance/internal/flash/powercut, which cuts the power after any
+// write, fsync, rename or directory fsync and keeps only what was durable;
+// its tests (here, in spool and in agent) check the guarantees above at
+// every such point.
 package flash
 
 import (
@@ -28,12 +34,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
-
-	"github.com/google/renameio/v2"
 )
 
 const (
@@ -65,33 +72,33 @@ func (e *DamagedError) Error() string {
 
 func (e *DamagedError) Unwrap() error { return e.Err }
 
-// Save atomically replaces path with data, mode 0600, and then keeps the
-// same bytes as the good copy GoodPath(path). The directory is created
-// 0700 if missing. Files that already hold data are not written (a file
-// with the right bytes but another mode is only made 0600). A target or
-// good copy that exists and is not a regular file (a symbolic link
+// Save atomically replaces path on fsys with data, mode 0600, and then
+// keeps the same bytes as the good copy GoodPath(path). The directory is
+// created 0700 if missing. Files that already hold data are not written (a
+// file with the right bytes but another mode is only made 0600). A target
+// or good copy that exists and is not a regular file (a symbolic link
 // included) is refused.
 //
 // Both new files are written and fsynced before either is renamed into
 // place, so a full file system fails before anything changed.
-func Save(path string, data []byte) error {
-	return save([]string{path, GoodPath(path)}, data)
+func Save(fsys FS, path string, data []byte) error {
+	return save(fsys, []string{path, GoodPath(path)}, data)
 }
 
 // Replace atomically replaces path with data, mode 0600, as Save does but
 // without a good copy: for a file its owner makes again when it is damaged
 // or missing, such as a self-signed certificate and its key.
-func Replace(path string, data []byte) error {
-	return save([]string{path}, data)
+func Replace(fsys FS, path string, data []byte) error {
+	return save(fsys, []string{path}, data)
 }
 
 // MarkGood makes data the good copy of path when the good copy differs,
 // for example after a hand-written file has passed a check.
-func MarkGood(path string, data []byte) error {
-	return save([]string{GoodPath(path)}, data)
+func MarkGood(fsys FS, path string, data []byte) error {
+	return save(fsys, []string{GoodPath(path)}, data)
 }
 
-// Load reads path and checks it with check (nil accepts anything).
+// Load reads path on fsys and checks it with check (nil accepts anything).
 //
 //   - Missing file: err wraps fs.ErrNotExist, whatever the good copy says.
 //   - File fine: data, nil, nil.
@@ -99,8 +106,8 @@ func MarkGood(path string, data []byte) error {
 //     good copy's data and damaged (with Fallback set) if the good copy
 //     reads and passes check; otherwise nil data and err, a *DamagedError
 //     without Fallback.
-func Load(path string, check func([]byte) error) (data []byte, damaged *DamagedError, err error) {
-	data, err = read(path)
+func Load(fsys FS, path string, check func([]byte) error) (data []byte, damaged *DamagedError, err error) {
+	data, err = read(fsys, path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, fmt.Errorf("load %s: %w", path, err)
 	}
@@ -112,7 +119,7 @@ func Load(path string, check func([]byte) error) (data []byte, damaged *DamagedE
 	}
 	d := &DamagedError{Path: path, Err: err}
 	good := GoodPath(path)
-	if gdata, gerr := read(good); gerr == nil && (check == nil || check(gdata) == nil) {
+	if gdata, gerr := read(fsys, good); gerr == nil && (check == nil || check(gdata) == nil) {
 		d.Fallback = good
 		return gdata, d, nil
 	}
@@ -120,8 +127,8 @@ func Load(path string, check func([]byte) error) (data []byte, damaged *DamagedE
 }
 
 // read reads a regular file, without blocking on a FIFO or device.
-func read(path string) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+func read(fsys FS, path string) ([]byte, error) {
+	f, err := fsys.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, Cause(err)
 	}
@@ -143,14 +150,29 @@ func read(path string) ([]byte, error) {
 // save makes every file in paths (all in one directory) hold data. It
 // checks all of them, then writes and fsyncs every new file, then renames
 // them in order and fsyncs the directory once.
-func save(paths []string, data []byte) error {
+//
+// This is renameio's sequence (the temporary file in the target's
+// directory, WithTempDir; fsync before rename), on fsys, plus the
+// directory fsync renameio leaves out. Each step is there for a power cut:
+//
+//   - the temporary file is in the target's directory, because a rename is
+//     atomic only within one file system;
+//   - its data is fsynced before the rename: without it, "a zero-length
+//     file is a valid and possible outcome after the rename" (Theodore
+//     Ts'o, quoted by renameio), even with ext4's data=ordered;
+//   - the rename replaces the target in one step: a reader sees the old
+//     file or the new one, never neither;
+//   - the directory is fsynced after the renames, or a power cut may still
+//     bring the old file back (the rename is a change to the directory,
+//     durable only once the directory is).
+func save(fsys FS, paths []string, data []byte) error {
 	dir := filepath.Dir(paths[0])
-	if err := MakeDir(dir); err != nil {
+	if err := MakeDir(fsys, dir); err != nil {
 		return fmt.Errorf("save %s: %w", paths[0], err)
 	}
 	var stale []string
 	for _, p := range paths {
-		same, err := holds(p, data)
+		same, err := holds(fsys, p, data)
 		if err != nil {
 			return fmt.Errorf("save %s: %w", p, err)
 		}
@@ -161,27 +183,27 @@ func save(paths []string, data []byte) error {
 	if len(stale) == 0 {
 		return nil
 	}
-	removeLeftovers(dir, stale)
+	removeLeftovers(fsys, dir, stale)
 
-	var pending []*renameio.PendingFile
+	var staged []string // the temporary files, in the order of stale
 	defer func() {
-		for _, f := range pending {
-			f.Cleanup() // no-op once replaced
+		for _, tmp := range staged {
+			fsys.Remove(tmp) // fails once renamed
 		}
 	}()
 	for _, p := range stale {
-		f, err := stage(p, data)
+		tmp, err := stage(fsys, p, data)
 		if err != nil {
 			return fmt.Errorf("save %s: %w", p, err)
 		}
-		pending = append(pending, f)
+		staged = append(staged, tmp)
 	}
-	for i, f := range pending {
-		if err := f.CloseAtomicallyReplace(); err != nil {
+	for i, tmp := range staged {
+		if err := fsys.Rename(tmp, stale[i]); err != nil {
 			return fmt.Errorf("save %s: %w", stale[i], Cause(err))
 		}
 	}
-	if err := syncDir(dir); err != nil {
+	if err := syncDir(fsys, dir); err != nil {
 		return fmt.Errorf("save %s: sync directory: %w", stale[0], err)
 	}
 	return nil
@@ -189,8 +211,8 @@ func save(paths []string, data []byte) error {
 
 // holds reports whether p is a regular file holding data, making it 0600
 // if it does and is not. A missing or unreadable p does not hold data.
-func holds(p string, data []byte) (bool, error) {
-	fi, err := os.Lstat(p)
+func holds(fsys FS, p string, data []byte) (bool, error) {
+	fi, err := fsys.Lstat(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
@@ -203,34 +225,45 @@ func holds(p string, data []byte) (bool, error) {
 	if fi.Size() != int64(len(data)) {
 		return false, nil
 	}
-	old, err := read(p)
+	old, err := read(fsys, p)
 	if err != nil || !bytes.Equal(old, data) {
 		return false, nil
 	}
 	if fi.Mode().Perm() != fileMode {
-		if err := os.Chmod(p, fileMode); err != nil {
+		if err := fsys.Chmod(p, fileMode); err != nil {
 			return true, fmt.Errorf("set mode %v: %w", fileMode, Cause(err))
 		}
 	}
 	return true, nil
 }
 
-// stage writes data to a new temporary file for p and fsyncs it.
-func stage(p string, data []byte) (*renameio.PendingFile, error) {
-	f, err := renameio.NewPendingFile(p,
-		renameio.WithTempDir(filepath.Dir(p)),
-		renameio.WithPermissions(fileMode))
+// stage writes data to a new temporary file beside p, mode 0600, fsyncs
+// and closes it, and returns its name: "." + p's base name + decimal
+// digits, as renameio names them (removeLeftovers finds both).
+func stage(fsys FS, p string, data []byte) (tmp string, err error) {
+	var f File
+	for range 100 {
+		tmp = filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+strconv.FormatUint(rand.Uint64(), 10))
+		f, err = fsys.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
+		if !errors.Is(err, fs.ErrExist) {
+			break
+		}
+	}
 	if err != nil {
-		return nil, Cause(err)
+		return "", Cause(err)
 	}
-	if err := write(f, data); err != nil {
-		f.Cleanup()
-		return nil, Cause(err)
+	err = write(f, data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	return f, nil
+	if err != nil {
+		fsys.Remove(tmp)
+		return "", Cause(err)
+	}
+	return tmp, nil
 }
 
-func write(f *renameio.PendingFile, data []byte) error {
+func write(f File, data []byte) error {
 	// The umask may have taken bits from fileMode.
 	if fi, err := f.Stat(); err != nil {
 		return err
@@ -245,11 +278,11 @@ func write(f *renameio.PendingFile, data []byte) error {
 	return f.Sync()
 }
 
-// MakeDir creates dir 0700 if it is missing and fsyncs the parents of the
-// directories it created, every level of them, so their entries survive a
-// power cut. An existing dir is left as it is.
-func MakeDir(dir string) error {
-	fi, err := os.Stat(dir)
+// MakeDir creates dir on fsys, 0700, if it is missing and fsyncs the
+// parents of the directories it created, every level of them, so their
+// entries survive a power cut. An existing dir is left as it is.
+func MakeDir(fsys FS, dir string) error {
+	fi, err := fsys.Stat(dir)
 	if err == nil {
 		if !fi.IsDir() {
 			return fmt.Errorf("%s is not a directory", dir)
@@ -259,27 +292,34 @@ func MakeDir(dir string) error {
 	if !errors.Is(err, fs.ErrNotExist) {
 		return Cause(err)
 	}
-	var created []string
+	var created []string // deepest first
 	// Cleaned, so that "a/b/" syncs a, not b itself as well.
 	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
-		if _, err := os.Lstat(d); err == nil || filepath.Dir(d) == d {
+		if _, err := fsys.Lstat(d); err == nil || filepath.Dir(d) == d {
 			break
 		}
 		created = append(created, d)
 	}
-	if err := os.MkdirAll(dir, dirMode); err != nil {
+	for _, d := range slices.Backward(created) {
+		if err := fsys.Mkdir(d, dirMode); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("create %s: %w", dir, Cause(err))
+		}
+	}
+	if fi, err := fsys.Stat(dir); err != nil {
 		return fmt.Errorf("create %s: %w", dir, Cause(err))
+	} else if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
 	}
 	for _, d := range created {
-		if err := syncDir(filepath.Dir(d)); err != nil {
+		if err := syncDir(fsys, filepath.Dir(d)); err != nil {
 			return fmt.Errorf("create %s: sync parent: %w", d, err)
 		}
 	}
 	return nil
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
+func syncDir(fsys FS, dir string) error {
+	d, err := fsys.OpenFile(dir, os.O_RDONLY, 0)
 	if err != nil {
 		return Cause(err)
 	}
@@ -291,10 +331,10 @@ func syncDir(dir string) error {
 }
 
 // removeLeftovers deletes temporary files that an interrupted Save (a power
-// cut between create and rename) left for paths: renameio names them "."
-// + base name + decimal digits. Failures are ignored: they only cost space.
-func removeLeftovers(dir string, paths []string) {
-	entries, err := os.ReadDir(dir)
+// cut between create and rename) left for paths: "." + base name + decimal
+// digits. Failures are ignored: they only cost space.
+func removeLeftovers(fsys FS, dir string, paths []string) {
+	entries, err := fsys.ReadDir(dir)
 	if err != nil {
 		return
 	}
@@ -302,7 +342,7 @@ func removeLeftovers(dir string, paths []string) {
 		for _, p := range paths {
 			rest, ok := strings.CutPrefix(e.Name(), "."+filepath.Base(p))
 			if ok && rest != "" && strings.Trim(rest, "0123456789") == "" && e.Type().IsRegular() {
-				os.Remove(filepath.Join(dir, e.Name()))
+				fsys.Remove(filepath.Join(dir, e.Name()))
 			}
 		}
 	}
@@ -342,9 +382,9 @@ type Loaded[T any] struct {
 // LoadDecoded is Load with decode as the check, returning the decoded value:
 // a missing file is not an error but Missing, a damaged one falls back to the
 // good copy as Load does.
-func LoadDecoded[T any](path string, decode func([]byte) (T, error)) (Loaded[T], error) {
+func LoadDecoded[T any](fsys FS, path string, decode func([]byte) (T, error)) (Loaded[T], error) {
 	var l Loaded[T]
-	data, damaged, err := Load(path, func(b []byte) error {
+	data, damaged, err := Load(fsys, path, func(b []byte) error {
 		v, err := decode(b)
 		l.Value = v
 		return err

@@ -90,7 +90,7 @@ func TestSaveCreates(t *testing.T) {
 	root := t.TempDir()
 	dir := filepath.Join(root, "data", "mailagent")
 	path := filepath.Join(dir, "mailagent.toml")
-	if err := flash.Save(path, []byte("a = 1\n")); err != nil {
+	if err := flash.Save(flash.OS, path, []byte("a = 1\n")); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{path, flash.GoodPath(path)} {
@@ -114,7 +114,7 @@ func TestSaveLeavesDirectoryMode(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := flash.Save(filepath.Join(dir, "f"), []byte("x")); err != nil {
+	if err := flash.Save(flash.OS, filepath.Join(dir, "f"), []byte("x")); err != nil {
 		t.Fatal(err)
 	}
 	if m := mode(t, dir); m.Perm() != 0o755 {
@@ -125,7 +125,7 @@ func TestSaveLeavesDirectoryMode(t *testing.T) {
 func TestSaveReplaces(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "tokens.toml")
-	if err := flash.Save(path, []byte("old")); err != nil {
+	if err := flash.Save(flash.OS, path, []byte("old")); err != nil {
 		t.Fatal(err)
 	}
 	before := stampOf(t, path)
@@ -136,7 +136,7 @@ func TestSaveReplaces(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if err := flash.Save(path, []byte("new content")); err != nil {
+	if err := flash.Save(flash.OS, path, []byte("new content")); err != nil {
 		t.Fatal(err)
 	}
 	if got := readString(t, path); got != "new content" {
@@ -158,7 +158,7 @@ func TestSaveReplaces(t *testing.T) {
 	wantNames(t, dir, "tokens.toml", "tokens.toml.good")
 
 	// Empty data is a valid content too.
-	if err := flash.Save(path, nil); err != nil {
+	if err := flash.Save(flash.OS, path, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := readString(t, path); got != "" {
@@ -171,13 +171,13 @@ func TestSaveUnchanged(t *testing.T) {
 	path := filepath.Join(dir, "mailagent.toml")
 	good := flash.GoodPath(path)
 	data := []byte("[mail]\nfrom = \"gw@example.com\"\n")
-	if err := flash.Save(path, data); err != nil {
+	if err := flash.Save(flash.OS, path, data); err != nil {
 		t.Fatal(err)
 	}
 	age(t, path)
 	age(t, good)
 	want, wantGood := stampOf(t, path), stampOf(t, good)
-	if err := flash.Save(path, data); err != nil {
+	if err := flash.Save(flash.OS, path, data); err != nil {
 		t.Fatal(err)
 	}
 	if got := stampOf(t, path); got != want {
@@ -193,7 +193,7 @@ func TestSaveUnchanged(t *testing.T) {
 		func() { writeString(t, good, "stale") },
 	} {
 		prepare()
-		if err := flash.Save(path, data); err != nil {
+		if err := flash.Save(flash.OS, path, data); err != nil {
 			t.Fatal(err)
 		}
 		if got := stampOf(t, path); got != want {
@@ -208,7 +208,7 @@ func TestSaveUnchanged(t *testing.T) {
 	if err := os.Chmod(path, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := flash.Save(path, data); err != nil {
+	if err := flash.Save(flash.OS, path, data); err != nil {
 		t.Fatal(err)
 	}
 	if got := stampOf(t, path); got != want {
@@ -250,7 +250,7 @@ func TestSaveRefusesNonRegular(t *testing.T) {
 			if tt.target == "good" {
 				st = stampOf(t, path)
 			}
-			err := flash.Save(path, []byte("new"))
+			err := flash.Save(flash.OS, path, []byte("new"))
 			if err == nil || err.Error() != "save "+bad+": "+tt.wantErr {
 				t.Fatalf("Save() = %v, want %q", err, "save "+bad+": "+tt.wantErr)
 			}
@@ -271,7 +271,7 @@ func TestSaveNotADirectory(t *testing.T) {
 	dir := t.TempDir()
 	writeString(t, filepath.Join(dir, "data"), "")
 	path := filepath.Join(dir, "data", "f")
-	err := flash.Save(path, []byte("x"))
+	err := flash.Save(flash.OS, path, []byte("x"))
 	if err == nil || !strings.Contains(err.Error(), "is not a directory") {
 		t.Errorf("Save() = %v, want an error saying data is not a directory", err)
 	}
@@ -280,7 +280,7 @@ func TestSaveNotADirectory(t *testing.T) {
 func TestMakeDir(t *testing.T) {
 	root := t.TempDir()
 	dir := filepath.Join(root, "a", "b") + "/"
-	if err := flash.MakeDir(dir); err != nil {
+	if err := flash.MakeDir(flash.OS, dir); err != nil {
 		t.Fatalf("MakeDir(%s) = %v", dir, err)
 	}
 	for _, d := range []string{filepath.Join(root, "a"), filepath.Join(root, "a", "b")} {
@@ -292,7 +292,7 @@ func TestMakeDir(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := flash.MakeDir(dir); err != nil {
+	if err := flash.MakeDir(flash.OS, dir); err != nil {
 		t.Fatalf("MakeDir(%s) again = %v", dir, err)
 	}
 	if m := mode(t, dir); m.Perm() != 0o755 {
@@ -300,7 +300,7 @@ func TestMakeDir(t *testing.T) {
 	}
 	f := filepath.Join(root, "file")
 	writeString(t, f, "")
-	if err := flash.MakeDir(f); err == nil || !strings.Contains(err.Error(), f+" is not a directory") {
+	if err := flash.MakeDir(flash.OS, f); err == nil || !strings.Contains(err.Error(), f+" is not a directory") {
 		t.Errorf("MakeDir(a file) = %v, want an error saying it is not a directory", err)
 	}
 }
@@ -312,7 +312,7 @@ func TestMakeDir(t *testing.T) {
 func TestSaveFailedWrite(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "tokens.toml")
-	if err := flash.Save(path, []byte("old")); err != nil {
+	if err := flash.Save(flash.OS, path, []byte("old")); err != nil {
 		t.Fatal(err)
 	}
 	var lim syscall.Rlimit
@@ -324,7 +324,7 @@ func TestSaveFailedWrite(t *testing.T) {
 	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &small); err != nil {
 		t.Fatal(err)
 	}
-	err := flash.Save(path, []byte("a refresh token longer than the limit"))
+	err := flash.Save(flash.OS, path, []byte("a refresh token longer than the limit"))
 	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
 		t.Fatal(err)
 	}
@@ -346,7 +346,7 @@ func TestSaveRemovesLeftovers(t *testing.T) {
 	for _, n := range []string{".tokens.toml123456", ".tokens.toml.good42", ".tokens.tomlx1", ".tokens.toml", "other"} {
 		writeString(t, filepath.Join(dir, n), "junk")
 	}
-	if err := flash.Save(path, []byte("new")); err != nil {
+	if err := flash.Save(flash.OS, path, []byte("new")); err != nil {
 		t.Fatal(err)
 	}
 	wantNames(t, dir, ".tokens.toml", ".tokens.tomlx1", "other", "tokens.toml", "tokens.toml.good")
@@ -356,7 +356,7 @@ func TestReplace(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "key.pem")
 	for _, data := range []string{"one", "two"} {
-		if err := flash.Replace(path, []byte(data)); err != nil {
+		if err := flash.Replace(flash.OS, path, []byte(data)); err != nil {
 			t.Fatal(err)
 		}
 		if got := readString(t, path); got != data {
@@ -369,7 +369,7 @@ func TestReplace(t *testing.T) {
 	}
 	age(t, path)
 	st := stampOf(t, path)
-	if err := flash.Replace(path, []byte("two")); err != nil {
+	if err := flash.Replace(flash.OS, path, []byte("two")); err != nil {
 		t.Fatal(err)
 	}
 	if stampOf(t, path) != st {
@@ -383,7 +383,7 @@ func TestMarkGood(t *testing.T) {
 	writeString(t, path, "hand written")
 	age(t, path)
 	file := stampOf(t, path)
-	if err := flash.MarkGood(path, []byte("hand written")); err != nil {
+	if err := flash.MarkGood(flash.OS, path, []byte("hand written")); err != nil {
 		t.Fatal(err)
 	}
 	good := flash.GoodPath(path)
@@ -398,7 +398,7 @@ func TestMarkGood(t *testing.T) {
 	}
 	age(t, good)
 	st := stampOf(t, good)
-	if err := flash.MarkGood(path, []byte("hand written")); err != nil {
+	if err := flash.MarkGood(flash.OS, path, []byte("hand written")); err != nil {
 		t.Fatal(err)
 	}
 	if stampOf(t, good) != st {
@@ -485,7 +485,7 @@ func TestLoad(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			tt.setup(t, dir)
-			data, dmg, err := flash.Load(filepath.Join(dir, file), checkTOML)
+			data, dmg, err := flash.Load(flash.OS, filepath.Join(dir, file), checkTOML)
 			gotErr, gotDmg := "", ""
 			if err != nil {
 				gotErr = strings.ReplaceAll(err.Error(), dir, "DIR")
@@ -507,26 +507,26 @@ func TestLoadErrorTypes(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "f")
 
-	_, _, err := flash.Load(path, checkTOML)
+	_, _, err := flash.Load(flash.OS, path, checkTOML)
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Load(missing) = %v, want errors.Is fs.ErrNotExist", err)
 	}
 
 	writeString(t, path, "# bad")
-	_, dmg, err := flash.Load(path, checkTOML)
+	_, dmg, err := flash.Load(flash.OS, path, checkTOML)
 	var de *flash.DamagedError
 	if dmg != nil || !errors.As(err, &de) || de.Path != path || de.Fallback != "" || !errors.Is(err, errBad) {
 		t.Errorf("Load(damaged) = %v, %v; want a *DamagedError wrapping the check's error", dmg, err)
 	}
 
 	writeString(t, flash.GoodPath(path), "ok")
-	data, dmg, err := flash.Load(path, checkTOML)
+	data, dmg, err := flash.Load(flash.OS, path, checkTOML)
 	if err != nil || dmg == nil || dmg.Path != path || dmg.Fallback != flash.GoodPath(path) || !errors.Is(dmg, errBad) || string(data) != "ok" {
 		t.Errorf("Load(damaged, good copy) = %q, %v, %v", data, dmg, err)
 	}
 
 	// A nil check accepts anything readable.
-	data, dmg, err = flash.Load(path, nil)
+	data, dmg, err = flash.Load(flash.OS, path, nil)
 	if string(data) != "# bad" || dmg != nil || err != nil {
 		t.Errorf("Load(path, nil) = %q, %v, %v", data, dmg, err)
 	}
@@ -536,21 +536,21 @@ func TestLoadErrorTypes(t *testing.T) {
 // load the good copy, save again.
 func TestSaveLoad(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tokens.toml")
-	if err := flash.Save(path, []byte("v1")); err != nil {
+	if err := flash.Save(flash.OS, path, []byte("v1")); err != nil {
 		t.Fatal(err)
 	}
-	if err := flash.Save(path, []byte("v2")); err != nil {
+	if err := flash.Save(flash.OS, path, []byte("v2")); err != nil {
 		t.Fatal(err)
 	}
 	writeString(t, path, "# truncated")
-	data, dmg, err := flash.Load(path, checkTOML)
+	data, dmg, err := flash.Load(flash.OS, path, checkTOML)
 	if err != nil || dmg == nil || string(data) != "v2" {
 		t.Fatalf("Load() = %q, %v, %v; want v2 from the good copy", data, dmg, err)
 	}
-	if err := flash.Save(path, data); err != nil {
+	if err := flash.Save(flash.OS, path, data); err != nil {
 		t.Fatal(err)
 	}
-	if data, dmg, err := flash.Load(path, checkTOML); err != nil || dmg != nil || string(data) != "v2" {
+	if data, dmg, err := flash.Load(flash.OS, path, checkTOML); err != nil || dmg != nil || string(data) != "v2" {
 		t.Errorf("Load() after repair = %q, %v, %v", data, dmg, err)
 	}
 }
@@ -559,24 +559,24 @@ func TestLoadDecoded(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "n.txt")
 	decode := func(b []byte) (int, error) { return strconv.Atoi(string(b)) }
-	l, err := flash.LoadDecoded(path, decode)
+	l, err := flash.LoadDecoded(flash.OS, path, decode)
 	if err != nil || !l.Missing || l.Value != 0 {
 		t.Fatalf("missing file: %+v, %v", l, err)
 	}
-	if err := flash.Save(path, []byte("42")); err != nil {
+	if err := flash.Save(flash.OS, path, []byte("42")); err != nil {
 		t.Fatal(err)
 	}
-	if l, err = flash.LoadDecoded(path, decode); err != nil || l.Value != 42 || l.Damaged != nil || string(l.Raw) != "42" {
+	if l, err = flash.LoadDecoded(flash.OS, path, decode); err != nil || l.Value != 42 || l.Damaged != nil || string(l.Raw) != "42" {
 		t.Fatalf("good file: %+v, %v", l, err)
 	}
 	if err := os.WriteFile(path, []byte("4x"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if l, err = flash.LoadDecoded(path, decode); err != nil || l.Value != 42 || l.Damaged == nil {
+	if l, err = flash.LoadDecoded(flash.OS, path, decode); err != nil || l.Value != 42 || l.Damaged == nil {
 		t.Fatalf("damaged file: %+v, %v; want the good copy's 42", l, err)
 	}
 	os.Remove(flash.GoodPath(path))
-	if _, err = flash.LoadDecoded(path, decode); err == nil {
+	if _, err = flash.LoadDecoded(flash.OS, path, decode); err == nil {
 		t.Fatal("damaged file without a good copy: no error")
 	}
 }

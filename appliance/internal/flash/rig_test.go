@@ -34,19 +34,19 @@ func mountTmpfs(t *testing.T) string {
 func TestSaveReadOnly(t *testing.T) {
 	dir := mountTmpfs(t)
 	path := filepath.Join(dir, "mailagent.toml")
-	if err := flash.Save(path, []byte("old")); err != nil {
+	if err := flash.Save(flash.OS, path, []byte("old")); err != nil {
 		t.Fatal(err)
 	}
 	if err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_REMOUNT|syscall.MS_RDONLY, "size=64k"); err != nil {
 		t.Fatalf("mount -o remount,ro %s: %v", dir, err)
 	}
 
-	err := flash.Save(path, []byte("new"))
+	err := flash.Save(flash.OS, path, []byte("new"))
 	want := "save " + path + ": read-only file system"
 	if !errors.Is(err, syscall.EROFS) || err.Error() != want {
 		t.Fatalf("Save() = %v, want %q", err, want)
 	}
-	err = flash.MarkGood(path, []byte("new"))
+	err = flash.MarkGood(flash.OS, path, []byte("new"))
 	if want := "save " + flash.GoodPath(path) + ": read-only file system"; !errors.Is(err, syscall.EROFS) || err.Error() != want {
 		t.Errorf("MarkGood() = %v, want %q", err, want)
 	}
@@ -56,10 +56,10 @@ func TestSaveReadOnly(t *testing.T) {
 		}
 	}
 	// Nothing to write is no error, even read-only.
-	if err := flash.Save(path, []byte("old")); err != nil {
+	if err := flash.Save(flash.OS, path, []byte("old")); err != nil {
 		t.Errorf("Save() of equal data on a read-only file system: %v", err)
 	}
-	if data, dmg, err := flash.Load(path, nil); err != nil || dmg != nil || string(data) != "old" {
+	if data, dmg, err := flash.Load(flash.OS, path, nil); err != nil || dmg != nil || string(data) != "old" {
 		t.Errorf("Load() = %q, %v, %v", data, dmg, err)
 	}
 }
@@ -67,13 +67,13 @@ func TestSaveReadOnly(t *testing.T) {
 func TestSaveFull(t *testing.T) {
 	dir := mountTmpfs(t)
 	path := filepath.Join(dir, "tokens.toml")
-	if err := flash.Save(path, []byte("old")); err != nil {
+	if err := flash.Save(flash.OS, path, []byte("old")); err != nil {
 		t.Fatal(err)
 	}
 	fill(t, filepath.Join(dir, "filler"))
 
 	big := bytes.Repeat([]byte("refresh_token = \"x\"\n"), 400) // 8000 bytes, two pages
-	err := flash.Save(path, big)
+	err := flash.Save(flash.OS, path, big)
 	want := "save " + path + ": no space left on device"
 	if !errors.Is(err, syscall.ENOSPC) || err.Error() != want {
 		t.Fatalf("Save() = %v, want %q", err, want)
@@ -90,7 +90,7 @@ func TestSaveFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	fillLeaving(t, filepath.Join(dir, "filler2"), len(big))
-	err = flash.Save(path, big)
+	err = flash.Save(flash.OS, path, big)
 	if !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("Save() with room for one copy = %v, want ENOSPC", err)
 	}

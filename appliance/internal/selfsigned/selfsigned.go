@@ -68,10 +68,10 @@ func Load(dir string, hosts []string) (tls.Certificate, string, error) {
 	if err != nil {
 		return tls.Certificate{}, "", err
 	}
-	if err := flash.Replace(keyPath, keyPEM); err != nil {
+	if err := flash.Replace(flash.OS, keyPath, keyPEM); err != nil {
 		return tls.Certificate{}, "", fmt.Errorf("self-signed certificate: %w", err)
 	}
-	if err := flash.Replace(certPath, certPEM); err != nil {
+	if err := flash.Replace(flash.OS, certPath, certPEM); err != nil {
 		return tls.Certificate{}, "", fmt.Errorf("self-signed certificate: %w", err)
 	}
 	c, err := tls.X509KeyPair(certPEM, keyPEM)

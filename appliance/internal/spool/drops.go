@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 
 	"mailagent/appliance/alarm"
 	"mailagent/appliance/internal/flash"
@@ -58,7 +57,7 @@ func (s *Spool) setDrops(d Drops) error {
 		return nil
 	}
 	if d.Total() == 0 {
-		if err := os.Remove(s.file(dropsFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := s.fs.Remove(s.file(dropsFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("remove %s: %w", s.file(dropsFile), flash.Cause(err))
 		}
 		s.step("drops removed")
@@ -77,8 +76,8 @@ func (s *Spool) writeDrops(d Drops) error {
 	if err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, s.file(dropsFile)); err != nil {
-		os.Remove(tmp)
+	if err := s.fs.Rename(tmp, s.file(dropsFile)); err != nil {
+		s.fs.Remove(tmp)
 		return fmt.Errorf("write %s: %w", s.file(dropsFile), flash.Cause(err))
 	}
 	if err := s.syncDir(); err != nil {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"slices"
 
 	"mailagent/appliance/alarm"
@@ -125,7 +124,7 @@ func (s *Spool) putBatch(batch []*putReq) error {
 	var staged []staging
 	defer func() {
 		for _, st := range staged {
-			os.Remove(st.tmp) // fails once renamed
+			s.fs.Remove(st.tmp) // fails once renamed
 		}
 	}()
 	var files []slot
@@ -161,7 +160,7 @@ func (s *Spool) putBatch(batch []*putReq) error {
 	if n > 0 {
 		s.step("staged")
 		for _, st := range staged {
-			if err := os.Rename(st.tmp, s.file(st.file)); err != nil {
+			if err := s.fs.Rename(st.tmp, s.file(st.file)); err != nil {
 				return fmt.Errorf("write %s: %w", s.file(st.file), flash.Cause(err))
 			}
 		}
@@ -173,7 +172,7 @@ func (s *Spool) putBatch(batch []*putReq) error {
 	}
 	s.drops = drops
 	for _, v := range evict {
-		if err := os.Remove(s.file(v.file())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := s.fs.Remove(s.file(v.file())); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("drop %s: %w", s.file(v.file()), flash.Cause(err))
 		}
 	}

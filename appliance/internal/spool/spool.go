@@ -108,6 +108,8 @@ var (
 type Options struct {
 	// Max is the most entries the spool holds. If zero, DefaultMax is used.
 	Max int
+	// FS is the file system the directory is on; nil means flash.OS.
+	FS flash.FS
 }
 
 // ID names an entry for as long as it is queued, in every process. A new
@@ -149,6 +151,7 @@ type Stats struct {
 type Spool struct {
 	path string
 	max  int
+	fs   flash.FS
 
 	// commitMu is held by the Put writing a batch; waiting are the Puts
 	// not yet taken into one (waitMu).
@@ -157,8 +160,8 @@ type Spool struct {
 	waiting  []*putReq
 
 	mu    sync.Mutex
-	dir   *os.File // flock and fsync; nil once closed
-	names []name   // oldest first, from the last scan
+	dir   flash.File // flock and fsync; nil once closed
+	names []name     // oldest first, from the last scan
 	drops Drops
 	seq   uint64 // the highest sequence number seen
 	bad   map[string]bool
@@ -181,14 +184,17 @@ func Open(dir string, opts Options) (*Spool, error) {
 	if opts.Max == 0 {
 		opts.Max = DefaultMax
 	}
-	if err := flash.MakeDir(dir); err != nil {
+	if opts.FS == nil {
+		opts.FS = flash.OS
+	}
+	if err := flash.MakeDir(opts.FS, dir); err != nil {
 		return nil, fmt.Errorf("open spool %s: %w", dir, err)
 	}
-	d, err := os.Open(dir)
+	d, err := opts.FS.OpenFile(dir, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open spool %s: %w", dir, flash.Cause(err))
 	}
-	s := &Spool{path: dir, max: opts.Max, dir: d, bad: make(map[string]bool)}
+	s := &Spool{path: dir, max: opts.Max, fs: opts.FS, dir: d, bad: make(map[string]bool)}
 	s.stats.Max = opts.Max
 	err = s.locked(func() error {
 		for _, n := range s.names {
@@ -250,7 +256,7 @@ func (s *Spool) Remove(ids ...ID) error {
 	err := s.locked(func() error {
 		removed := 0
 		for _, id := range ids {
-			err := os.Remove(s.file(string(id) + recordExt))
+			err := s.fs.Remove(s.file(string(id) + recordExt))
 			if errors.Is(err, fs.ErrNotExist) {
 				continue
 			}
@@ -308,10 +314,10 @@ func (s *Spool) locked(op func() error) error {
 	if s.dir == nil {
 		return ErrClosed
 	}
-	if err := flock(s.dir, syscall.LOCK_EX); err != nil {
+	if err := s.dir.Flock(syscall.LOCK_EX); err != nil {
 		return fmt.Errorf("lock %s: %w", s.path, flash.Cause(err))
 	}
-	defer flock(s.dir, syscall.LOCK_UN)
+	defer s.dir.Flock(syscall.LOCK_UN)
 	if err := s.scan(); err != nil {
 		return err
 	}
@@ -321,7 +327,7 @@ func (s *Spool) locked(op func() error) error {
 // scan re-reads the directory: record names, the drop counters, temporary
 // files left by a crash (deleted) and damaged files kept aside (pruned).
 func (s *Spool) scan() error {
-	entries, err := os.ReadDir(s.path)
+	entries, err := s.fs.ReadDir(s.path)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", s.path, flash.Cause(err))
 	}
@@ -342,7 +348,7 @@ func (s *Spool) scan() error {
 		case f == dropsFile:
 			drops = true
 		case strings.HasPrefix(f, ".") && strings.HasSuffix(f, tmpExt):
-			os.Remove(s.file(f)) // left by a crash; retried next time
+			s.fs.Remove(s.file(f)) // left by a crash; retried next time
 		case strings.HasSuffix(f, badExt):
 			bad = append(bad, f)
 		}
@@ -352,7 +358,7 @@ func (s *Spool) scan() error {
 	slices.Sort(bad)
 	if len(bad) > keepBad {
 		for _, f := range bad[:len(bad)-keepBad] {
-			os.Remove(s.file(f))
+			s.fs.Remove(s.file(f))
 		}
 		bad = bad[len(bad)-keepBad:]
 	}
@@ -362,7 +368,7 @@ func (s *Spool) scan() error {
 	}
 	s.drops = Drops{}
 	if drops {
-		data, err := os.ReadFile(s.file(dropsFile))
+		data, err := flash.ReadFile(s.fs, s.file(dropsFile))
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("read %s: %w", s.file(dropsFile), flash.Cause(err))
 		}
@@ -381,7 +387,7 @@ func (s *Spool) scan() error {
 // read reads and checks the record for n. It returns nil when the record
 // is gone or damaged; a damaged one is set aside.
 func (s *Spool) read(n name) *alarm.Alarm {
-	data, err := os.ReadFile(s.file(n.file()))
+	data, err := flash.ReadFile(s.fs, s.file(n.file()))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -404,7 +410,7 @@ func (s *Spool) read(n name) *alarm.Alarm {
 // damaged sets file aside as file.bad and counts it once.
 func (s *Spool) damaged(file string, why error) {
 	report := file + ": " + why.Error()
-	err := os.Rename(s.file(file), s.file(file+badExt))
+	err := s.fs.Rename(s.file(file), s.file(file+badExt))
 	if err != nil {
 		report += "; cannot set aside: " + flash.Cause(err).Error()
 	} else {
@@ -430,7 +436,7 @@ func (s *Spool) forget() {
 }
 
 func (s *Spool) exists(file string) bool {
-	_, err := os.Lstat(s.file(file))
+	_, err := s.fs.Lstat(s.file(file))
 	return err == nil
 }
 
@@ -440,24 +446,4 @@ func (s *Spool) step(what string) {
 	if s.testHookStep != nil {
 		s.testHookStep(what)
 	}
-}
-
-func flock(f *os.File, how int) error {
-	c, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var ferr error
-	err = c.Control(func(fd uintptr) {
-		for {
-			ferr = syscall.Flock(int(fd), how)
-			if ferr != syscall.EINTR {
-				return
-			}
-		}
-	})
-	if err != nil {
-		return err
-	}
-	return ferr
 }

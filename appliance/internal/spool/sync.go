@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"os"
 
-	"golang.org/x/sys/unix"
-
 	"mailagent/appliance/internal/flash"
 )
 
@@ -14,7 +12,7 @@ import (
 // before renaming it into place.
 func (s *Spool) stage(file string, data []byte, sync bool) (string, error) {
 	tmp := s.file("." + file + tmpExt)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := s.fs.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return "", fmt.Errorf("write %s: %w", s.file(file), flash.Cause(err))
 	}
@@ -30,7 +28,7 @@ func (s *Spool) stage(file string, data []byte, sync bool) (string, error) {
 		err = cerr
 	}
 	if err != nil {
-		os.Remove(tmp)
+		s.fs.Remove(tmp)
 		return "", fmt.Errorf("write %s: %w", s.file(file), flash.Cause(err))
 	}
 	return tmp, nil
@@ -40,15 +38,7 @@ func (s *Spool) stage(file string, data []byte, sync bool) (string, error) {
 // flush for a batch of staged records instead of one each.
 func (s *Spool) syncFS() error {
 	s.stats.Syncs++
-	c, err := s.dir.SyscallConn()
-	if err == nil {
-		var serr error
-		err = c.Control(func(fd uintptr) { serr = unix.Syncfs(int(fd)) })
-		if err == nil {
-			err = serr
-		}
-	}
-	if err != nil {
+	if err := s.dir.SyncFS(); err != nil {
 		return fmt.Errorf("sync %s: %w", s.path, flash.Cause(err))
 	}
 	return nil
