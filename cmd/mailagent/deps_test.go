@@ -12,14 +12,15 @@ import (
 
 // badDeps are packages that must never be linked into the binary, and why.
 var badDeps = map[string]string{
-	"testing":                              "test code in the binary",
-	"net/http/httptest":                    "test servers in the binary",
-	"mailagent/appliance/smtptest":         "a test double",
-	"mailagent/appliance/oauthtest":        "a test double",
-	"mailagent/appliance/testrig":          "the test rig",
-	"mailagent/console/ptytest":            "a test helper",
-	"cloud.google.com/go/compute/metadata": "x/oauth2/google pulls in the GCE metadata client; use x/oauth2/jwt",
-	"golang.org/x/oauth2/google":           "pulls in the GCE metadata client; use x/oauth2/jwt and endpoints",
+	"testing":                                     "test code in the binary",
+	"net/http/httptest":                           "test servers in the binary",
+	"mailagent/appliance/smtptest":                "a test double",
+	"mailagent/appliance/oauthtest":               "a test double",
+	"mailagent/appliance/testrig":                 "the test rig",
+	"mailagent/appliance/internal/flash/powercut": "the power-cut model, a file system in memory for tests",
+	"mailagent/console/ptytest":                   "a test helper",
+	"cloud.google.com/go/compute/metadata":        "x/oauth2/google pulls in the GCE metadata client; use x/oauth2/jwt",
+	"golang.org/x/oauth2/google":                  "pulls in the GCE metadata client; use x/oauth2/jwt and endpoints",
 }
 
 // mayImport is which of our packages each of our packages may import in
@@ -51,28 +52,30 @@ var mayImport = map[string][]string{
 	"console":       {"appliance/agent", "appliance/config", "appliance/alarm", "board"},
 	"cmd/mailagent": {"appliance/agent", "appliance/alarm", "appliance/config", "appliance/ingest", "board", "console", "webui"},
 	// test doubles and helpers, imported by _test.go files only
-	"appliance/oauthtest": {},
-	"appliance/smtptest":  {},
-	"appliance/testrig":   {"appliance/oauthtest"},
-	"console/ptytest":     {},
-	"scripts/elfsize":     {},
+	"appliance/oauthtest":               {},
+	"appliance/smtptest":                {},
+	"appliance/testrig":                 {"appliance/oauthtest"},
+	"appliance/internal/flash/powercut": {"appliance/internal/flash"},
+	"console/ptytest":                   {},
+	"scripts/elfsize":                   {},
 }
 
 // whyNot says why an import mayImport leaves out is wrong: by the arrow
 // ("from -> to") where it has a reason of its own, else by what is
 // imported.
 var whyNot = map[string]string{
-	"webui -> appliance/oauth":  "the page reaches OAuth2 through the agent (agent.PastedParams, Admin.StartAuthorize and FinishAuthorize)",
-	"webui -> appliance/ingest": "the page routes whatever handler Options.Alarm gives; cmd/mailagent wires ingest.HTTP",
-	"webui":                     "only cmd/mailagent puts the admin page in the binary, and the nopage build leaves it out",
-	"console":                   "only cmd/mailagent starts the console",
-	"appliance/agent":           "the agent is the API of the page, the console and the commands, and wires the packages below it; they never call back up",
-	"appliance/oauth":           "grants and tokens belong to the agent; reach them through it",
-	"appliance/internal":        "the domain's insides: the agent wires them",
-	"appliance/oauthtest":       "a test double, for _test.go files only",
-	"appliance/smtptest":        "a test double, for _test.go files only",
-	"appliance/testrig":         "the test rig, for _test.go files only",
-	"console/ptytest":           "a test helper, for _test.go files only",
+	"webui -> appliance/oauth":          "the page reaches OAuth2 through the agent (agent.PastedParams, Admin.StartAuthorize and FinishAuthorize)",
+	"webui -> appliance/ingest":         "the page routes whatever handler Options.Alarm gives; cmd/mailagent wires ingest.HTTP",
+	"webui":                             "only cmd/mailagent puts the admin page in the binary, and the nopage build leaves it out",
+	"console":                           "only cmd/mailagent starts the console",
+	"appliance/agent":                   "the agent is the API of the page, the console and the commands, and wires the packages below it; they never call back up",
+	"appliance/oauth":                   "grants and tokens belong to the agent; reach them through it",
+	"appliance/internal":                "the domain's insides: the agent wires them",
+	"appliance/oauthtest":               "a test double, for _test.go files only",
+	"appliance/smtptest":                "a test double, for _test.go files only",
+	"appliance/testrig":                 "the test rig, for _test.go files only",
+	"appliance/internal/flash/powercut": "the power-cut model, for _test.go files only",
+	"console/ptytest":                   "a test helper, for _test.go files only",
 }
 
 // wrongArrows lists every import of ours in pkgs that mayImport does not
