@@ -355,6 +355,10 @@ func (s *Source) accept(nt *oauth2.Token) (string, error) {
 	s.failures, s.retryAt = 0, time.Time{}
 	if durable {
 		if err := s.save(); err != nil {
+			// Not by a later call either: the next one refreshes again,
+			// with the newest refresh token, the one a rotating server
+			// takes next.
+			t.AccessToken, t.TokenType, t.Expiry = config.Secret{}, "", time.Time{}
 			return "", fmt.Errorf("new tokens could not be saved, so they are not used: %w", err)
 		}
 	}
