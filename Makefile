@@ -4,6 +4,10 @@
 SHELL := /bin/sh
 
 GO          ?= go
+# go.mod's toolchain line (a Go release with the standard library's security
+# fixes) is what builds and tests run with: the go command fetches it from
+# the module proxy once. The machines' go.env says "local".
+export GOTOOLCHAIN := auto
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # A count, not a duration: a duration can fail at its deadline with "context
