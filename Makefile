@@ -16,6 +16,9 @@ FUZZTIME    ?= 20000x
 BOARD       ?= host
 DATA        ?= var
 DEMO_LISTEN ?= 127.0.0.1:8081
+# The golang.org/x/vulndb version govulncheck's offline database is built
+# from (scripts/vulncheck.sh); "latest" asks the module proxy for the newest.
+VULNDB      ?= v0.0.0-20261105234957-e22db6528018
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -64,7 +67,7 @@ bench: ## Budgets: binary sizes and what the page adds, page weight, a 10,000-al
 	@MAILAGENT_STORM_RESULT=$(CURDIR)/build/storm.txt $(GO) test -tags rig -count=1 -run '^TestStorm$$' ./cmd/mailagent >/dev/null && cat build/storm.txt
 	@MAILAGENT_IDLE_RESULT=$(CURDIR)/build/idle.txt $(GO) test -tags bench -count=1 -run '^TestIdle$$' ./cmd/mailagent >build/idle.log || { cat build/idle.log; exit 1; }; cat build/idle.txt
 
-check: ## gofmt, go vet and staticcheck
+check: ## gofmt, go vet, staticcheck and govulncheck
 	@test -z "$$(gofmt -l .)" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags rig ./...
@@ -76,6 +79,10 @@ check: ## gofmt, go vet and staticcheck
 	$(GO) run $(STATICCHECK) -tags bench ./...
 	$(GO) run $(STATICCHECK) -tags demo ./...
 	$(GO) run $(STATICCHECK) -tags nopage ./...
+	@GO=$(GO) sh scripts/vulncheck.sh $(VULNDB)
+
+vulncheck: ## govulncheck against an offline Go vulnerability database (VULNDB=latest for the newest)
+	@GO=$(GO) sh scripts/vulncheck.sh $(VULNDB)
 
 cross: ## Build stripped static binaries for every target into build/
 	@sh scripts/cross.sh build
@@ -86,4 +93,4 @@ deps: ## Install the Debian packages the tests need (as root; quick when present
 clean: ## Remove build output
 	rm -rf build
 
-.PHONY: help run demo test fuzz smoke bench check cross deps clean
+.PHONY: help run demo test fuzz smoke bench check vulncheck cross deps clean
