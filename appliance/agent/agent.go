@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -55,11 +57,17 @@ type Agent struct {
 	buildDate  time.Time
 
 	sendMu sync.Mutex // one submission at a time
-	mu     sync.Mutex // guards file, tokens and oauth
+	mu     sync.Mutex // guards file, tokens, their errors and oauth
 	file   *config.File
 	tokens *oauth.TokensFile
-	oauth  *tokenState
-	outbox *outbox.Outbox // while Run runs
+	// fileErr and tokensErr are why the file could not be used at the
+	// last Reload (damaged, and no good copy to use), nil when it could;
+	// fileKept and tokensKept say that file and tokens are then what
+	// an earlier Reload read, and not empty stand-ins.
+	fileErr, tokensErr   error
+	fileKept, tokensKept bool
+	oauth                *tokenState
+	outbox               *outbox.Outbox // while Run runs
 	// minSeverity is the lowest severity mailed, while Run runs.
 	minSeverity alarm.Severity
 	// failingErr is the last delivery error, nil while delivery works.
@@ -69,8 +77,9 @@ type Agent struct {
 }
 
 // New loads the configuration and token files. A damaged file with a good
-// copy is used through that copy and reported by Warnings; a damaged file
-// without one is an error.
+// copy is used through that copy and reported by Warnings. A damaged file
+// without one does not stop the agent (Reload): it starts, names the
+// damage, sends no mail without its configuration, and takes alarms.
 func New(o Options) (*Agent, error) {
 	a := &Agent{board: o.Board, dataDir: o.DataDir, runDir: o.RunDir, log: o.Log, now: o.Now, httpClient: o.HTTPClient, buildDate: o.BuildDate}
 	switch {
@@ -83,32 +92,50 @@ func New(o Options) (*Agent, error) {
 	if a.dataDir == "" {
 		a.dataDir = o.Board.DataDir
 	}
+	// The profile says where the data is: the validator keeps file keys
+	// (smtp.ca_file, http.tls_cert, http.tls_key) out of it.
+	a.board.DataDir = a.dataDir
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
 	if a.now == nil {
 		a.now = time.Now
 	}
-	if err := a.Reload(); err != nil {
-		return nil, err
-	}
+	a.Reload() // a file that cannot be used is in Warnings
 	return a, nil
 }
 
-// Reload reads the configuration and token files again.
+// Reload reads the configuration and token files again. A file that
+// cannot be used (damaged, and no good copy to use) is named by Warnings
+// and does not stop the agent: what an earlier Reload read of it is kept;
+// when nothing was, the agent goes on without it. Without its
+// configuration it sends no mail, and says so (Warnings, Problems, and
+// every delivery's error); without its tokens, OAuth2 starts from none,
+// and an authorisation saves new ones over them. The error is the
+// configuration's only: damaged tokens must not stop the change or the
+// authorisation that repairs them.
 func (a *Agent) Reload() error {
-	f, err := config.Load(a.ConfigPath())
-	if err != nil {
-		return err
-	}
-	t, err := oauth.LoadTokens(a.TokensPath())
-	if err != nil {
-		return err
-	}
+	f, ferr := config.Load(a.ConfigPath())
+	t, terr := oauth.LoadTokens(a.TokensPath())
 	a.mu.Lock()
-	a.file, a.tokens = f, t
-	a.mu.Unlock()
-	return nil
+	defer a.mu.Unlock()
+	switch {
+	case ferr == nil:
+		a.file, a.fileErr, a.fileKept = f, nil, false
+	case a.file != nil && (a.fileErr == nil || a.fileKept):
+		a.fileErr, a.fileKept = ferr, true
+	default:
+		a.file, a.fileErr, a.fileKept = &config.File{Path: a.ConfigPath()}, ferr, false
+	}
+	switch {
+	case terr == nil:
+		a.tokens, a.tokensErr, a.tokensKept = t, nil, false
+	case a.tokens != nil && (a.tokensErr == nil || a.tokensKept):
+		a.tokensErr, a.tokensKept = terr, true
+	default:
+		a.tokens, a.tokensErr, a.tokensKept = &oauth.TokensFile{Path: a.TokensPath()}, terr, false
+	}
+	return ferr
 }
 
 // DataDir is the data directory.
@@ -132,13 +159,62 @@ func (a *Agent) Warnings() []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var w []string
-	if d := a.file.Damaged; d != nil {
-		w = append(w, d.Error())
+	switch {
+	case a.fileErr != nil && a.fileKept:
+		w = append(w, a.fileErr.Error()+"; the configuration read before is used until it is fixed")
+	case a.fileErr != nil:
+		w = append(w, a.fileErr.Error()+"; the box runs without its configuration and sends no mail until the file is fixed (alarms wait on flash)")
+	case a.file.Damaged != nil:
+		w = append(w, a.file.Damaged.Error())
+	case a.file.Empty:
+		w = append(w, a.file.Path+" is empty (0 bytes) and has no good copy: there is no configuration")
 	}
-	if d := a.tokens.Damaged; d != nil {
-		w = append(w, d.Error())
+	if d := a.file.GoodDamaged; d != nil && a.fileErr == nil {
+		w = append(w, d.Error()+"; the file itself is sound, and the next change or \"mailagent config check\" makes the good copy again")
+	}
+	switch {
+	case a.tokensErr != nil && a.tokensKept:
+		w = append(w, a.tokensErr.Error()+"; the tokens read before are used")
+	case a.tokensErr != nil:
+		w = append(w, a.tokensErr.Error()+"; OAuth2 starts without tokens (authorise the box again if its mode needs a person)")
+	case a.tokens.Damaged != nil:
+		w = append(w, a.tokens.Damaged.Error())
+	case a.tokens.Empty:
+		w = append(w, a.tokens.Path+" is empty (0 bytes) and has no good copy: there are no tokens")
+	}
+	if d := a.tokens.GoodDamaged; d != nil && a.tokensErr == nil {
+		w = append(w, d.Error()+"; the file itself is sound, and the next token save makes the good copy again")
 	}
 	return w
+}
+
+// unreadable is why the configuration cannot be used, nil when it can:
+// the file is damaged without a good copy, and none was read before.
+func (a *Agent) unreadable() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.fileErr == nil || a.fileKept {
+		return nil
+	}
+	return &unreadableError{path: a.ConfigPath(), err: a.fileErr}
+}
+
+// unreadableError is a configuration that cannot be read: no mail goes
+// out on the defaults.
+type unreadableError struct {
+	path string
+	err  error
+}
+
+func (e *unreadableError) Error() string {
+	return "the configuration cannot be read, so no mail is sent: " + e.err.Error()
+}
+
+func (e *unreadableError) Unwrap() []error { return []error{ErrNotConfigured, e.err} }
+
+func (e *unreadableError) Hint() string {
+	return "\"mailagent config check\" names what is wrong with " + e.path + ": fix it by hand, or remove it and " +
+		filepath.Base(e.path) + ".good to set the box up afresh; alarms wait on flash meanwhile"
 }
 
 // Config returns the configuration with its defaults filled in.
@@ -151,6 +227,9 @@ func (a *Agent) Config() config.Config {
 // Problems returns what keeps the box from sending mail (config.Problems),
 // or nil.
 func (a *Agent) Problems() error {
+	if err := a.unreadable(); err != nil {
+		return err
+	}
 	c := a.Config()
 	a.mu.Lock()
 	missing := a.file.Missing
@@ -205,9 +284,12 @@ func (a *Agent) deliver(ctx context.Context, trace func(step, detail string), dr
 	if err := a.Reload(); err != nil {
 		a.log.Warn("configuration not reloaded; using the one loaded before", "err", err)
 	}
+	if err := a.unreadable(); err != nil {
+		return nil, []error{err}
+	}
 	c := a.Config()
-	if err := config.Validate(&c); err != nil {
-		return nil, []error{fmt.Errorf("%w:\n%w", ErrNotConfigured, err)}
+	if p := sendingProblems(config.Validate(&c)); p != nil {
+		return nil, []error{fmt.Errorf("%w:\n%w", ErrNotConfigured, p)}
 	}
 	a.sendMu.Lock()
 	defer a.sendMu.Unlock()
@@ -233,6 +315,32 @@ func (a *Agent) deliver(ctx context.Context, trace func(step, detail string), dr
 		}
 	}
 	return replies, errs
+}
+
+// sendingSections are the sections of the keys a mail is sent with. A
+// problem elsewhere (the page, syslog, the console, the queues) is named
+// by status and config check but does not stop the mail: one bad value
+// there must not silence the box.
+var sendingSections = []string{"device", "mail", "smtp", "oauth2"}
+
+// sendingProblems are the problems of err (config.Validate's) that keep a
+// mail from being sent, or nil.
+func sendingProblems(err error) error {
+	p, ok := config.AsProblems(err)
+	if !ok {
+		return err
+	}
+	var out config.Problems
+	for _, e := range p {
+		section, _, _ := strings.Cut(e.Key, ".")
+		if slices.Contains(sendingSections, section) {
+			out = append(out, e)
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 // SendTest sends a test mail now and returns the server's reply ("250

@@ -111,6 +111,8 @@ type TokensFile struct {
 	// GoodDamaged is set when the file is sound and its good copy is not;
 	// the next save makes it again.
 	GoodDamaged *flash.DamagedError
+	// Empty is true when the file is empty and has no good copy.
+	Empty bool
 }
 
 // LoadTokens reads tokens.toml at path, falling back to its last good copy
@@ -121,7 +123,7 @@ func LoadTokens(path string) (*TokensFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &TokensFile{Tokens: l.Value, Path: path, Missing: l.Missing, Damaged: l.Damaged, GoodDamaged: l.GoodDamaged}, nil
+	return &TokensFile{Tokens: l.Value, Path: path, Missing: l.Missing, Damaged: l.Damaged, GoodDamaged: l.GoodDamaged, Empty: l.Empty}, nil
 }
 
 // decodeTokensFile is the check and decoder of LoadTokens: the end marks
