@@ -224,8 +224,9 @@ func (a *Agent) Config() config.Config {
 	return a.file.Config.WithDefaults(a.board)
 }
 
-// Problems returns what keeps the box from sending mail (config.Problems),
-// or nil.
+// Problems returns what keeps the box from sending mail (config.Problems
+// of the keys mail is sent with), or nil. Status and config check name
+// every problem.
 func (a *Agent) Problems() error {
 	if err := a.unreadable(); err != nil {
 		return err
@@ -237,7 +238,7 @@ func (a *Agent) Problems() error {
 	if missing {
 		return fmt.Errorf("no configuration yet: %s does not exist\n%w", a.ConfigPath(), config.Validate(&c))
 	}
-	return config.Validate(&c)
+	return sendingProblems(config.Validate(&c))
 }
 
 // submitOptions builds the SMTP options from c.

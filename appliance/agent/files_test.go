@@ -11,6 +11,7 @@ import (
 
 	"mailagent/appliance/alarm"
 	"mailagent/appliance/config"
+	"mailagent/appliance/smtptest"
 	"mailagent/board"
 )
 
@@ -65,5 +66,25 @@ func TestRunsWithoutItsConfiguration(t *testing.T) {
 	}
 	if err := a.Reload(); err == nil || a.Config().SMTP.Host != "smtp.example.test" || !strings.Contains(strings.Join(a.Warnings(), "\n"), "read before") {
 		t.Errorf("damaged again: Reload = %v, host %q, warnings %q", err, a.Config().SMTP.Host, a.Warnings())
+	}
+}
+
+// TestProblemElsewhereDoesNotSilenceMail: a bad value of a key mail is not
+// sent with (an alarm password too short, written before the rule, and a
+// trust_proxy that is no address) is named by status, and the mail still
+// goes out. Before, any problem anywhere stopped every mail.
+func TestProblemElsewhereDoesNotSilenceMail(t *testing.T) {
+	srv := smtptest.New(t, smtptest.Options{Users: map[string]string{"alarm@example.test": "pw-secret"}})
+	a := newForTest(t, srv, "auth = \"password\"\nuser = \"alarm@example.test\"\npassword = \"pw-secret\"\n[http]\nalarm_user = \"poster\"\nalarm_password = \"a\"\ntrust_proxy = [\"not an address\"]", nil)
+	if _, err := a.SendTest(context.Background(), nil); err != nil {
+		t.Fatalf("SendTest = %v, want the mail sent", err)
+	}
+	st := a.Status(context.Background())
+	var keys []string
+	for _, p := range st.Problems {
+		keys = append(keys, p.Key)
+	}
+	if got := strings.Join(keys, " "); got != "http.trust_proxy http.alarm_password" {
+		t.Errorf("status problems %q, want the two http keys", got)
 	}
 }

@@ -19,6 +19,11 @@ type Config struct {
 	Syslog  Syslog  `toml:"syslog"`
 	Console Console `toml:"console"`
 	Admin   Admin   `toml:"admin"`
+
+	// dataDir is the data directory the configuration is used in, from
+	// the board profile (WithDefaults); "" when not known. Validate keeps
+	// the file keys off mailagent's own files there.
+	dataDir string
 }
 
 // Device is the box itself.

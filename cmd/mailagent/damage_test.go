@@ -223,3 +223,45 @@ func or(s, alt string) string {
 	}
 	return s
 }
+
+// TestOneBadValue is finding H3 as the reviewer made it: config set of a
+// value with a line break and a byte that is not UTF-8 is refused with
+// the key named, the files stay as they were, and status, config check
+// and alarm go on working. Before, both copies held the raw byte and all
+// three exited 1.
+func TestOneBadValue(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	mailagent := func(args ...string) (int, string, string) {
+		var out, errOut bytes.Buffer
+		code := run(ctx, append([]string{"--board", "host", "--data", dir}, args...), strings.NewReader(""), &out, &errOut)
+		return code, out.String(), errOut.String()
+	}
+	for _, kv := range [][2]string{{"mail.from", "alarm@example.test"}, {"mail.to", "ops@example.test"}, {"smtp.host", "smtp.example.test"},
+		{"oauth2.mode", "google-service-account"}, {"oauth2.client_email", "sa@p.iam.gserviceaccount.com"}, {"oauth2.subject", "alarm@example.test"}} {
+		if code, _, stderr := mailagent("config", "set", kv[0], kv[1]); code != 0 {
+			t.Fatalf("config set %s: %s", kv[0], stderr)
+		}
+	}
+	before, _ := os.ReadFile(filepath.Join(dir, config.FileName))
+	good, _ := os.ReadFile(filepath.Join(dir, config.FileName+".good"))
+	code, _, stderr := mailagent("config", "set", "oauth2.subject", "line1\nline2 caf\xe9")
+	if code != 1 || !strings.Contains(stderr, "error: oauth2.subject: ") || !strings.Contains(stderr, "nothing was written") {
+		t.Errorf("config set of the bad value: exit %d\n%s", code, stderr)
+	}
+	if now, _ := os.ReadFile(filepath.Join(dir, config.FileName)); !bytes.Equal(now, before) {
+		t.Errorf("mailagent.toml changed")
+	}
+	if now, _ := os.ReadFile(filepath.Join(dir, config.FileName+".good")); !bytes.Equal(now, good) {
+		t.Errorf("mailagent.toml.good changed")
+	}
+	if code, _, stderr := mailagent("status"); code != 0 {
+		t.Errorf("status: exit %d\n%s", code, stderr)
+	}
+	if code, stdout, stderr := mailagent("config", "check"); code != 1 || !strings.Contains(stderr, "oauth2.private_key: not set") {
+		t.Errorf("config check: exit %d, want the missing key only\n%s%s", code, stdout, stderr)
+	}
+	if code, stdout, stderr := mailagent("alarm", "--severity", "critical", "--code", "PSU-FAIL", "power supply failed"); code != 0 || !strings.Contains(stdout, "queued on flash") {
+		t.Errorf("alarm: exit %d\n%s%s", code, stdout, stderr)
+	}
+}
