@@ -255,10 +255,11 @@ type File struct {
 
 // MarkGood keeps the file as it is now as its last good copy; used once a
 // hand-written file has passed a check. It takes the configuration lock
-// and does nothing when the file changed since it was loaded.
+// and does nothing when the file changed since it was loaded, or is
+// empty.
 func (f *File) MarkGood() error {
-	if f.Missing || f.Damaged != nil {
-		return nil
+	if f.Missing || f.Damaged != nil || len(f.raw) == 0 {
+		return nil // an empty good copy would be no fallback, only damage
 	}
 	unlock, err := lock(context.Background(), f.Path)
 	if err != nil {

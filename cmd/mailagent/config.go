@@ -83,6 +83,9 @@ func loadConfig(env *Env, path string, warn bool) (*config.File, error) {
 	if f.Damaged != nil && warn {
 		fmt.Fprintf(env.Stderr, "warning: %v\n", f.Damaged)
 	}
+	if f.GoodDamaged != nil {
+		fmt.Fprintf(env.Stderr, "warning: %v; the file itself is sound, and \"mailagent config check\" makes the good copy again\n", f.GoodDamaged)
+	}
 	return f, nil
 }
 
