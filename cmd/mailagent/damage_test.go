@@ -24,35 +24,35 @@ import (
 	"mailagent/appliance/oauth"
 )
 
-// fileState is what a file on flash is like.
-type fileState int
+// damageState is what a file on flash is like.
+type damageState int
 
 const (
-	sound fileState = iota
-	empty
-	missing
-	cutShort // at a line end, where what is left may still parse
-	flipped  // the top bit of the middle byte
+	stateSound damageState = iota
+	stateEmpty
+	stateMissing
+	stateCut     // at a line end, where what is left may still parse
+	stateFlipped // the top bit of the middle byte
 )
 
-var fileStates = []fileState{sound, empty, missing, cutShort, flipped}
+var damageStates = []damageState{stateSound, stateEmpty, stateMissing, stateCut, stateFlipped}
 
-func (s fileState) String() string {
+func (s damageState) String() string {
 	return [...]string{"sound", "empty", "missing", "cut-short", "bit-flipped"}[s]
 }
 
 // damage writes data to path in state s.
-func damage(t *testing.T, path string, data []byte, s fileState) {
+func damage(t *testing.T, path string, data []byte, s damageState) {
 	t.Helper()
 	switch s {
-	case missing:
+	case stateMissing:
 		return
-	case empty:
+	case stateEmpty:
 		data = nil
-	case cutShort:
+	case stateCut:
 		lines := bytes.SplitAfter(data, []byte("\n"))
 		data = bytes.Join(lines[:len(lines)/2], nil)
-	case flipped:
+	case stateFlipped:
 		data = bytes.Clone(data)
 		data[len(data)/2] ^= 0x80
 	}
@@ -100,19 +100,19 @@ func saved(t *testing.T, who string) (cfg, tok []byte) {
 // expectFor says which copy a file and its good copy in states f and g
 // give ("file", "good" or "" for none) and what the warnings must name
 // ("" for nothing): the rules of README "Files".
-func expectFor(name string, f, g fileState) (from string, warn []string) {
+func expectFor(name string, f, g damageState) (from string, warn []string) {
 	switch {
-	case f == sound && (g == sound || g == missing):
+	case f == stateSound && (g == stateSound || g == stateMissing):
 		return "file", nil
-	case f == sound:
+	case f == stateSound:
 		return "file", []string{name + ".good is damaged"}
-	case g == sound:
+	case g == stateSound:
 		return "good", []string{name + " is damaged", "using "}
-	case f == missing && g == missing:
+	case f == stateMissing && g == stateMissing:
 		return "", nil // a new box
-	case f == empty && g == missing:
+	case f == stateEmpty && g == stateMissing:
 		return "", []string{name + " is empty (0 bytes) and has no good copy"}
-	case g == missing:
+	case g == stateMissing:
 		return "", []string{name + " is damaged"}
 	}
 	return "", []string{name + " is damaged", name + ".good cannot be used either"}
@@ -130,10 +130,10 @@ func TestDamagedFiles(t *testing.T) {
 	ctx := context.Background()
 	n := 0
 	by := map[string]int{}
-	for _, cf := range fileStates {
-		for _, cg := range fileStates {
-			for _, tf := range fileStates {
-				for _, tg := range fileStates {
+	for _, cf := range damageStates {
+		for _, cg := range damageStates {
+			for _, tf := range damageStates {
+				for _, tg := range damageStates {
 					n++
 					name := fmt.Sprintf("config-%v_good-%v_tokens-%v_good-%v", cf, cg, tf, tg)
 					dir := filepath.Join(t.TempDir(), "data")
@@ -211,7 +211,7 @@ func TestDamagedFiles(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d combinations of %d states (%v) of the 4 files, each with an alarm queued on flash:", n, len(fileStates), fileStates)
+	t.Logf("%d combinations of %d states (%v) of the 4 files, each with an alarm queued on flash:", n, len(damageStates), damageStates)
 	for _, k := range slices.Sorted(maps.Keys(by)) {
 		t.Logf("  %3d %s", by[k], k)
 	}
