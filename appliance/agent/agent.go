@@ -158,32 +158,47 @@ func (a *Agent) Board() board.Profile { return a.board }
 func (a *Agent) Warnings() []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	var w []string
+	w := fileState{path: a.file.Path, err: a.fileErr, kept: a.fileKept, damaged: a.file.Damaged, goodDamaged: a.file.GoodDamaged, empty: a.file.Empty,
+		whenKept: "the configuration read before is used until it is fixed",
+		without:  "the box runs without its configuration and sends no mail until the file is fixed (alarms wait on flash)",
+		none:     "there is no configuration",
+		remade:   "the next change or \"mailagent config check\" makes the good copy again",
+	}.warnings(nil)
+	return fileState{path: a.tokens.Path, err: a.tokensErr, kept: a.tokensKept, damaged: a.tokens.Damaged, goodDamaged: a.tokens.GoodDamaged, empty: a.tokens.Empty,
+		whenKept: "the tokens read before are used",
+		without:  "OAuth2 starts without tokens (authorise the box again if its mode needs a person)",
+		none:     "there are no tokens",
+		remade:   "the next token save makes the good copy again",
+	}.warnings(w)
+}
+
+// fileState is what the last Reload found of one file, and what the agent
+// does about each kind of damage, for Warnings.
+type fileState struct {
+	path string
+	err  error // the file could not be used
+	kept bool  // ... and what was read before is
+	// damaged: the good copy is used; goodDamaged: the file is sound, its
+	// good copy not; empty: an empty file without a good copy.
+	damaged, goodDamaged *flash.DamagedError
+	empty                bool
+
+	whenKept, without, none, remade string
+}
+
+func (f fileState) warnings(w []string) []string {
 	switch {
-	case a.fileErr != nil && a.fileKept:
-		w = append(w, a.fileErr.Error()+"; the configuration read before is used until it is fixed")
-	case a.fileErr != nil:
-		w = append(w, a.fileErr.Error()+"; the box runs without its configuration and sends no mail until the file is fixed (alarms wait on flash)")
-	case a.file.Damaged != nil:
-		w = append(w, a.file.Damaged.Error())
-	case a.file.Empty:
-		w = append(w, a.file.Path+" is empty (0 bytes) and has no good copy: there is no configuration")
+	case f.err != nil && f.kept:
+		w = append(w, f.err.Error()+"; "+f.whenKept)
+	case f.err != nil:
+		w = append(w, f.err.Error()+"; "+f.without)
+	case f.damaged != nil:
+		w = append(w, f.damaged.Error())
+	case f.empty:
+		w = append(w, f.path+" is empty (0 bytes) and has no good copy: "+f.none)
 	}
-	if d := a.file.GoodDamaged; d != nil && a.fileErr == nil {
-		w = append(w, d.Error()+"; the file itself is sound, and the next change or \"mailagent config check\" makes the good copy again")
-	}
-	switch {
-	case a.tokensErr != nil && a.tokensKept:
-		w = append(w, a.tokensErr.Error()+"; the tokens read before are used")
-	case a.tokensErr != nil:
-		w = append(w, a.tokensErr.Error()+"; OAuth2 starts without tokens (authorise the box again if its mode needs a person)")
-	case a.tokens.Damaged != nil:
-		w = append(w, a.tokens.Damaged.Error())
-	case a.tokens.Empty:
-		w = append(w, a.tokens.Path+" is empty (0 bytes) and has no good copy: there are no tokens")
-	}
-	if d := a.tokens.GoodDamaged; d != nil && a.tokensErr == nil {
-		w = append(w, d.Error()+"; the file itself is sound, and the next token save makes the good copy again")
+	if f.goodDamaged != nil && f.err == nil {
+		w = append(w, f.goodDamaged.Error()+"; the file itself is sound, and "+f.remade)
 	}
 	return w
 }

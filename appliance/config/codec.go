@@ -320,15 +320,7 @@ func fileBytes(c *Config) ([]byte, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	data := Mark(FileName, Encode(c))
-	back, err := decodeFile(data)
-	if err != nil {
-		return nil, fmt.Errorf("it would not read back: %w", err)
-	}
-	if keys := differing(c, &back); len(keys) > 0 {
-		return nil, fmt.Errorf("%s would not read back as set", strings.Join(keys, ", "))
-	}
-	return data, nil
+	return ReadBack(FileName, Encode(c), decodeFile, func(back *Config) []string { return differing(c, back) })
 }
 
 // Equal reports whether a and b hold the same values.

@@ -60,3 +60,20 @@ func CheckMarks(name string, doc []byte) error {
 func errCutShort(last string) error {
 	return fmt.Errorf("cut short: mailagent wrote it, and its last line %q is missing (if you deleted that line, put it back)", strings.SplitN(last, " (", 2)[0])
 }
+
+// ReadBack puts doc, the encoding of a value for file name, between the
+// end marks and returns it once decode, the decoder that loads the file,
+// reads it back to a value in which differ finds no field that differs
+// from the one encoded: what Save and oauth.SaveTokens write, and the one
+// place where they check it. differ names the fields (never their values).
+func ReadBack[T any](name string, doc []byte, decode func([]byte) (T, error), differ func(back *T) []string) ([]byte, error) {
+	data := Mark(name, doc)
+	back, err := decode(data)
+	if err != nil {
+		return nil, fmt.Errorf("it would not read back: %w", err)
+	}
+	if fields := differ(&back); len(fields) > 0 {
+		return nil, fmt.Errorf("%s would not read back as set", strings.Join(fields, ", "))
+	}
+	return data, nil
+}

@@ -155,15 +155,7 @@ func tokensBytes(t *Tokens) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	data := config.Mark(TokensFileName, doc)
-	back, err := decodeTokensFile(data)
-	if err != nil {
-		return nil, fmt.Errorf("it would not read back: %w", err)
-	}
-	if fields := differingTokens(t, &back); len(fields) > 0 {
-		return nil, fmt.Errorf("%s would not read back as set", strings.Join(fields, ", "))
-	}
-	return data, nil
+	return config.ReadBack(TokensFileName, doc, decodeTokensFile, func(back *Tokens) []string { return differingTokens(t, back) })
 }
 
 // differingTokens lists the toml names of the fields that differ in a
