@@ -45,6 +45,8 @@ fuzz: ## Run every fuzz target for FUZZTIME executions (default 20000x)
 	@set -e; for t in \
 		./appliance/internal/message:FuzzBytes \
 		./appliance/config:FuzzDecode \
+		./appliance/config:FuzzSave \
+		./appliance/oauth:FuzzSaveTokens \
 		./appliance/internal/submit:FuzzParseReply \
 		./appliance/oauth:FuzzRedirectParams \
 		./appliance/oauth:FuzzParseErrorBody \

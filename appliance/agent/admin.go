@@ -117,26 +117,28 @@ func (w *Admin) Config() (config.Config, error) {
 	return f.Config, nil
 }
 
-// UpdateConfig changes mailagent.toml in one transaction: change gets the
-// file's configuration as written; when it returns an error nothing is
-// written, otherwise the result is saved atomically (nothing when it did
-// not change) and the agent uses it from the next mail on.
+// UpdateConfig changes mailagent.toml in one transaction (config.Update,
+// which other processes' changes wait for): change gets the file's
+// configuration as written; when it returns an error nothing is written,
+// otherwise the result is saved atomically (nothing when it did not
+// change) and the agent uses it from the next mail on.
 func (w *Admin) UpdateConfig(change func(c *config.Config) error) error {
 	w.cfgMu.Lock()
 	defer w.cfgMu.Unlock()
-	f, err := config.LoadFS(w.a.fs, w.a.ConfigPath())
+	var f *config.File
+	var c config.Config
+	err := config.UpdateFS(context.Background(), w.a.fs, w.a.ConfigPath(), func(file *config.File, next *config.Config) error {
+		if err := change(next); err != nil {
+			return err
+		}
+		f, c = file, *next
+		return nil
+	})
 	if err != nil {
-		return err
-	}
-	c := f.Config
-	if err := change(&c); err != nil {
 		return err
 	}
 	if config.Equal(&c, &f.Config) && !f.Missing {
 		return nil
-	}
-	if err := config.SaveFS(w.a.fs, w.a.ConfigPath(), &c); err != nil {
-		return err
 	}
 	if err := w.a.Reload(); err != nil {
 		return err

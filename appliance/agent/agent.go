@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -59,11 +61,17 @@ type Agent struct {
 	buildDate  time.Time
 
 	sendMu sync.Mutex // one submission at a time
-	mu     sync.Mutex // guards file, tokens and oauth
+	mu     sync.Mutex // guards file, tokens, their errors and oauth
 	file   *config.File
 	tokens *oauth.TokensFile
-	oauth  *tokenState
-	outbox *outbox.Outbox // while Run runs
+	// fileErr and tokensErr are why the file could not be used at the
+	// last Reload (damaged, and no good copy to use), nil when it could;
+	// fileKept and tokensKept say that file and tokens are then what
+	// an earlier Reload read, and not empty stand-ins.
+	fileErr, tokensErr   error
+	fileKept, tokensKept bool
+	oauth                *tokenState
+	outbox               *outbox.Outbox // while Run runs
 	// minSeverity is the lowest severity mailed, while Run runs.
 	minSeverity alarm.Severity
 	// failingErr is the last delivery error, nil while delivery works.
@@ -73,8 +81,9 @@ type Agent struct {
 }
 
 // New loads the configuration and token files. A damaged file with a good
-// copy is used through that copy and reported by Warnings; a damaged file
-// without one is an error.
+// copy is used through that copy and reported by Warnings. A damaged file
+// without one does not stop the agent (Reload): it starts, names the
+// damage, sends no mail without its configuration, and takes alarms.
 func New(o Options) (*Agent, error) {
 	a := &Agent{board: o.Board, dataDir: o.DataDir, runDir: o.RunDir, fs: o.FS, log: o.Log, now: o.Now, httpClient: o.HTTPClient, buildDate: o.BuildDate}
 	if a.fs == nil {
@@ -90,32 +99,50 @@ func New(o Options) (*Agent, error) {
 	if a.dataDir == "" {
 		a.dataDir = o.Board.DataDir
 	}
+	// The profile says where the data is: the validator keeps file keys
+	// (smtp.ca_file, http.tls_cert, http.tls_key) out of it.
+	a.board.DataDir = a.dataDir
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
 	if a.now == nil {
 		a.now = time.Now
 	}
-	if err := a.Reload(); err != nil {
-		return nil, err
-	}
+	a.Reload() // a file that cannot be used is in Warnings
 	return a, nil
 }
 
-// Reload reads the configuration and token files again.
+// Reload reads the configuration and token files again. A file that
+// cannot be used (damaged, and no good copy to use) is named by Warnings
+// and does not stop the agent: what an earlier Reload read of it is kept;
+// when nothing was, the agent goes on without it. Without its
+// configuration it sends no mail, and says so (Warnings, Problems, and
+// every delivery's error); without its tokens, OAuth2 starts from none,
+// and an authorisation saves new ones over them. The error is the
+// configuration's only: damaged tokens must not stop the change or the
+// authorisation that repairs them.
 func (a *Agent) Reload() error {
-	f, err := config.LoadFS(a.fs, a.ConfigPath())
-	if err != nil {
-		return err
-	}
-	t, err := oauth.LoadTokensFS(a.fs, a.TokensPath())
-	if err != nil {
-		return err
-	}
+	f, ferr := config.LoadFS(a.fs, a.ConfigPath())
+	t, terr := oauth.LoadTokensFS(a.fs, a.TokensPath())
 	a.mu.Lock()
-	a.file, a.tokens = f, t
-	a.mu.Unlock()
-	return nil
+	defer a.mu.Unlock()
+	switch {
+	case ferr == nil:
+		a.file, a.fileErr, a.fileKept = f, nil, false
+	case a.file != nil && (a.fileErr == nil || a.fileKept):
+		a.fileErr, a.fileKept = ferr, true
+	default:
+		a.file, a.fileErr, a.fileKept = &config.File{Path: a.ConfigPath()}, ferr, false
+	}
+	switch {
+	case terr == nil:
+		a.tokens, a.tokensErr, a.tokensKept = t, nil, false
+	case a.tokens != nil && (a.tokensErr == nil || a.tokensKept):
+		a.tokensErr, a.tokensKept = terr, true
+	default:
+		a.tokens, a.tokensErr, a.tokensKept = &oauth.TokensFile{Path: a.TokensPath()}, terr, false
+	}
+	return ferr
 }
 
 // DataDir is the data directory.
@@ -138,14 +165,78 @@ func (a *Agent) Board() board.Profile { return a.board }
 func (a *Agent) Warnings() []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	var w []string
-	if d := a.file.Damaged; d != nil {
-		w = append(w, d.Error())
+	w := fileState{path: a.file.Path, err: a.fileErr, kept: a.fileKept, damaged: a.file.Damaged, goodDamaged: a.file.GoodDamaged, empty: a.file.Empty,
+		whenKept: "the configuration read before is used until it is fixed",
+		without:  "the box runs without its configuration and sends no mail until the file is fixed (alarms wait on flash)",
+		none:     "there is no configuration",
+		remade:   "the next change or \"mailagent config check\" makes the good copy again",
+	}.warnings(nil)
+	return fileState{path: a.tokens.Path, err: a.tokensErr, kept: a.tokensKept, damaged: a.tokens.Damaged, goodDamaged: a.tokens.GoodDamaged, empty: a.tokens.Empty,
+		whenKept: "the tokens read before are used",
+		without:  "OAuth2 starts without tokens (authorise the box again if its mode needs a person)",
+		none:     "there are no tokens",
+		remade:   "the next token save makes the good copy again",
+	}.warnings(w)
+}
+
+// fileState is what the last Reload found of one file, and what the agent
+// does about each kind of damage, for Warnings.
+type fileState struct {
+	path string
+	err  error // the file could not be used
+	kept bool  // ... and what was read before is
+	// damaged: the good copy is used; goodDamaged: the file is sound, its
+	// good copy not; empty: an empty file without a good copy.
+	damaged, goodDamaged *flash.DamagedError
+	empty                bool
+
+	whenKept, without, none, remade string
+}
+
+func (f fileState) warnings(w []string) []string {
+	switch {
+	case f.err != nil && f.kept:
+		w = append(w, f.err.Error()+"; "+f.whenKept)
+	case f.err != nil:
+		w = append(w, f.err.Error()+"; "+f.without)
+	case f.damaged != nil:
+		w = append(w, f.damaged.Error())
+	case f.empty:
+		w = append(w, f.path+" is empty (0 bytes) and has no good copy: "+f.none)
 	}
-	if d := a.tokens.Damaged; d != nil {
-		w = append(w, d.Error())
+	if f.goodDamaged != nil && f.err == nil {
+		w = append(w, f.goodDamaged.Error()+"; the file itself is sound, and "+f.remade)
 	}
 	return w
+}
+
+// unreadable is why the configuration cannot be used, nil when it can:
+// the file is damaged without a good copy, and none was read before.
+func (a *Agent) unreadable() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.fileErr == nil || a.fileKept {
+		return nil
+	}
+	return &unreadableError{path: a.ConfigPath(), err: a.fileErr}
+}
+
+// unreadableError is a configuration that cannot be read: no mail goes
+// out on the defaults.
+type unreadableError struct {
+	path string
+	err  error
+}
+
+func (e *unreadableError) Error() string {
+	return "the configuration cannot be read, so no mail is sent: " + e.err.Error()
+}
+
+func (e *unreadableError) Unwrap() []error { return []error{ErrNotConfigured, e.err} }
+
+func (e *unreadableError) Hint() string {
+	return "\"mailagent config check\" names what is wrong with " + e.path + ": fix it by hand, or remove it and " +
+		filepath.Base(e.path) + ".good to set the box up afresh; alarms wait on flash meanwhile"
 }
 
 // Config returns the configuration with its defaults filled in.
@@ -155,9 +246,13 @@ func (a *Agent) Config() config.Config {
 	return a.file.Config.WithDefaults(a.board)
 }
 
-// Problems returns what keeps the box from sending mail (config.Problems),
-// or nil.
+// Problems returns what keeps the box from sending mail (config.Problems
+// of the keys mail is sent with), or nil. Status and config check name
+// every problem.
 func (a *Agent) Problems() error {
+	if err := a.unreadable(); err != nil {
+		return err
+	}
 	c := a.Config()
 	a.mu.Lock()
 	missing := a.file.Missing
@@ -165,7 +260,7 @@ func (a *Agent) Problems() error {
 	if missing {
 		return fmt.Errorf("no configuration yet: %s does not exist\n%w", a.ConfigPath(), config.Validate(&c))
 	}
-	return config.Validate(&c)
+	return sendingProblems(config.Validate(&c))
 }
 
 // submitOptions builds the SMTP options from c.
@@ -212,9 +307,12 @@ func (a *Agent) deliver(ctx context.Context, trace func(step, detail string), dr
 	if err := a.Reload(); err != nil {
 		a.log.Warn("configuration not reloaded; using the one loaded before", "err", err)
 	}
+	if err := a.unreadable(); err != nil {
+		return nil, []error{err}
+	}
 	c := a.Config()
-	if err := config.Validate(&c); err != nil {
-		return nil, []error{fmt.Errorf("%w:\n%w", ErrNotConfigured, err)}
+	if p := sendingProblems(config.Validate(&c)); p != nil {
+		return nil, []error{fmt.Errorf("%w:\n%w", ErrNotConfigured, p)}
 	}
 	a.sendMu.Lock()
 	defer a.sendMu.Unlock()
@@ -240,6 +338,32 @@ func (a *Agent) deliver(ctx context.Context, trace func(step, detail string), dr
 		}
 	}
 	return replies, errs
+}
+
+// sendingSections are the sections of the keys a mail is sent with. A
+// problem elsewhere (the page, syslog, the console, the queues) is named
+// by status and config check but does not stop the mail: one bad value
+// there must not silence the box.
+var sendingSections = []string{"device", "mail", "smtp", "oauth2"}
+
+// sendingProblems are the problems of err (config.Validate's) that keep a
+// mail from being sent, or nil.
+func sendingProblems(err error) error {
+	p, ok := config.AsProblems(err)
+	if !ok {
+		return err
+	}
+	var out config.Problems
+	for _, e := range p {
+		section, _, _ := strings.Cut(e.Key, ".")
+		if slices.Contains(sendingSections, section) {
+			out = append(out, e)
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 // SendTest sends a test mail now and returns the server's reply ("250

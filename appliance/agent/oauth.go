@@ -224,24 +224,17 @@ func (a *Agent) watchSecret(c *config.Config, src *oauth.Source) {
 var ImportKinds = []string{"google-client", "google-service-account"}
 
 // Import reads a provider's downloaded file (Google's client JSON or
-// service-account key) into mailagent.toml.
+// service-account key) into mailagent.toml, in one config.Update.
 func (a *Agent) Import(kind string, data []byte) error {
-	f, err := config.LoadFS(a.fs, a.ConfigPath())
-	if err != nil {
-		return err
-	}
-	switch kind {
-	case "google-client":
-		err = oauth.ImportGoogleClient(&f.Config, data)
-	case "google-service-account":
-		err = oauth.ImportGoogleServiceAccount(&f.Config, data)
-	default:
+	return config.UpdateFS(context.Background(), a.fs, a.ConfigPath(), func(_ *config.File, c *config.Config) error {
+		switch kind {
+		case "google-client":
+			return oauth.ImportGoogleClient(c, data)
+		case "google-service-account":
+			return oauth.ImportGoogleServiceAccount(c, data)
+		}
 		return fmt.Errorf("cannot import %q (known: google-client, google-service-account)", kind)
-	}
-	if err != nil {
-		return err
-	}
-	return config.SaveFS(a.fs, a.ConfigPath(), &f.Config)
+	})
 }
 
 // PastedParams reads the parameters of the address a browser was sent back

@@ -3,11 +3,13 @@ package config
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"reflect"
-	"strconv"
+	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 
@@ -147,7 +149,7 @@ func tomlValue(k Key, c *Config, redact bool) string {
 	switch k.Kind {
 	case SecretKind:
 		if redact {
-			return strconv.Quote(v.Interface().(Secret).redacted())
+			return basicString(v.Interface().(Secret).redacted())
 		}
 		return tomlString(v.Interface().(Secret).Reveal())
 	case List:
@@ -162,35 +164,65 @@ func tomlValue(k Key, c *Config, redact bool) string {
 	return tomlString(k.Get(c))
 }
 
-// tomlString quotes s as a TOML basic string. Multi-line values such as PEM
+// literalDelim opens and closes a multi-line literal string.
+const literalDelim = "'''"
+
+// tomlString quotes s as a TOML string. Multi-line values such as PEM
 // keys become multi-line literal strings when they can, so the file stays
-// readable; anything else uses escapes.
+// readable; anything else is a basic string. For valid UTF-8 the result
+// reads back as s; no TOML string holds other bytes (see representable).
 func tomlString(s string) string {
-	if strings.Contains(s, "\n") && !strings.Contains(s, "'''") && !strings.ContainsFunc(s, isControlNotNewline) {
-		return "'''\n" + s + "'''"
+	if strings.Contains(s, "\n") && !strings.Contains(s, literalDelim) &&
+		!strings.ContainsFunc(s, isControlNotNewline) && utf8.ValidString(s) {
+		return literalDelim + "\n" + s + literalDelim
 	}
+	return basicString(s)
+}
+
+// basicString quotes s as a TOML basic string, which reads back as s for
+// any valid UTF-8 s. TOML's escapes are \b \t \n \f \r \" \\ and \uXXXX
+// (\UXXXXXXXX) only, so every other control character is written \uXXXX:
+// Go's escapes (strconv.Quote's \a, \v, \x..) are not TOML. An invalid
+// UTF-8 byte becomes U+FFFD.
+func basicString(s string) string {
 	var b strings.Builder
+	b.Grow(len(s) + 2)
 	b.WriteByte('"')
 	for _, r := range s {
-		switch {
-		case r == '"':
+		switch r {
+		case '"':
 			b.WriteString(`\"`)
-		case r == '\\':
+		case '\\':
 			b.WriteString(`\\`)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\t':
+		case '\b':
+			b.WriteString(`\b`)
+		case '\t':
 			b.WriteString(`\t`)
-		case r == '\r':
+		case '\n':
+			b.WriteString(`\n`)
+		case '\f':
+			b.WriteString(`\f`)
+		case '\r':
 			b.WriteString(`\r`)
-		case r < 0x20 || r == 0x7f:
-			fmt.Fprintf(&b, `\u%04X`, r)
 		default:
-			b.WriteRune(r)
+			if r < 0x20 || r == 0x7f {
+				fmt.Fprintf(&b, `\u%04X`, r)
+			} else {
+				b.WriteRune(r)
+			}
 		}
 	}
 	b.WriteByte('"')
 	return b.String()
+}
+
+// QuoteTOML quotes s as a TOML basic string that reads back as s. It
+// fails for a string that is not UTF-8, which no TOML string can hold.
+func QuoteTOML(s string) (string, error) {
+	if !utf8.ValidString(s) {
+		return "", errNotUTF8
+	}
+	return basicString(s), nil
 }
 
 func isControlNotNewline(r rune) bool {
@@ -203,58 +235,123 @@ type File struct {
 	Config Config
 	// Path is the file's path.
 	Path string
-	// Missing is true when there is no file yet: a new box.
+	// Missing is true when there is no file and no good copy yet: a new
+	// box.
 	Missing bool
-	// Damaged is set when the file does not parse and the last good copy
-	// was used instead; it names the file and the parse error.
+	// Damaged is set when the file is damaged (it does not parse, is cut
+	// short, or is empty or missing while its good copy is not) and the
+	// good copy was used instead; it names the file and the damage.
 	Damaged *flash.DamagedError
+	// GoodDamaged is set when the file is sound but its good copy is not:
+	// nothing is lost, and the next save makes the good copy again.
+	GoodDamaged *flash.DamagedError
+	// Empty is true when the file is empty and has no good copy: an
+	// empty configuration, made by hand, or what is left of a file.
+	Empty bool
 
 	raw []byte   // the bytes Config was decoded from
 	fs  flash.FS // the file system it was read from
 }
 
 // MarkGood keeps the file as it is now as its last good copy; used once a
-// hand-written file has passed a check.
+// hand-written file has passed a check. It takes the configuration lock
+// and does nothing when the file changed since it was loaded, or is
+// empty.
 func (f *File) MarkGood() error {
-	if f.Missing || f.Damaged != nil {
+	if f.Missing || f.Damaged != nil || len(f.raw) == 0 {
+		return nil // an empty good copy would be no fallback, only damage
+	}
+	unlock, err := lock(context.Background(), f.fs, f.Path)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if now, err := flash.ReadFile(f.fs, f.Path); err != nil || !bytes.Equal(now, f.raw) {
 		return nil
 	}
 	return flash.MarkGood(f.fs, f.Path, f.raw)
 }
 
-// Load reads the configuration file at path. A file that does not parse is
-// never replaced by defaults: Load falls back to the last good copy and says
-// so in File.Damaged, or fails when there is none.
+// Load reads the configuration file at path. A damaged file is never
+// replaced by defaults: Load falls back to the last good copy and says so
+// in File.Damaged, or fails with a *flash.DamagedError when there is none.
+// What counts as damage is decodeFile's and flash.Load's to say.
 func Load(path string) (*File, error) { return LoadFS(flash.OS, path) }
 
 // LoadFS is Load on the file system fsys.
 func LoadFS(fsys flash.FS, path string) (*File, error) {
-	l, err := flash.LoadDecoded(fsys, path, Decode)
+	l, err := flash.LoadDecoded(fsys, path, decodeFile)
 	if err != nil {
 		return nil, err
 	}
-	return &File{Config: l.Value, Path: path, Missing: l.Missing, Damaged: l.Damaged, raw: l.Raw, fs: fsys}, nil
+	return &File{Config: l.Value, Path: path, Missing: l.Missing, Damaged: l.Damaged, GoodDamaged: l.GoodDamaged,
+		Empty: l.Empty, raw: l.Raw, fs: fsys}, nil
+}
+
+// decodeFile is the check and decoder of Load: the file's end marks
+// (CheckMarks), then the strict Decode. Save reads back what it would
+// write with it too.
+func decodeFile(data []byte) (Config, error) {
+	if err := CheckMarks(FileName, data); err != nil {
+		return Config{}, err
+	}
+	return Decode(data)
 }
 
 // Save writes c to path through the flash store (atomic, fsync'd, good copy
-// kept, nothing written when nothing changed).
+// kept, nothing written when nothing changed). What it writes is read back
+// first, as Load reads it, and must give c again: a value no TOML file can
+// hold (not UTF-8, longer than MaxValueBytes) is refused by key, and
+// nothing is written. Save does not lock: changes go through Update.
 func Save(path string, c *Config) error { return SaveFS(flash.OS, path, c) }
 
 // SaveFS is Save on the file system fsys.
 func SaveFS(fsys flash.FS, path string, c *Config) error {
-	return flash.Save(fsys, path, Encode(c))
+	data, err := fileBytes(c)
+	if err != nil {
+		return fmt.Errorf("save %s: %w; nothing was written", path, err)
+	}
+	return flash.Save(fsys, path, data)
+}
+
+// fileBytes is what Save writes for c: Encode between the end marks,
+// checked to read back as c.
+func fileBytes(c *Config) ([]byte, error) {
+	var errs []error
+	for _, k := range Keys {
+		if err := k.representable(c); err != nil {
+			errs = append(errs, &KeyError{Key: k.Name, Err: err})
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return ReadBack(FileName, Encode(c), decodeFile, func(back *Config) []string { return differing(c, back) })
 }
 
 // Equal reports whether a and b hold the same values.
-func Equal(a, b *Config) bool { return reflect.DeepEqual(normal(a), normal(b)) }
+func Equal(a, b *Config) bool { return len(differing(a, b)) == 0 }
 
-// normal treats empty and nil lists alike.
-func normal(c *Config) Config {
-	n := *c
+// differing lists the keys whose values differ in a and b: empty and nil
+// lists alike, a duration or a date by its value.
+func differing(a, b *Config) []string {
+	var keys []string
 	for _, k := range Keys {
-		if k.Kind == List && !k.IsSet(&n) {
-			k.Unset(&n)
+		va, vb := k.value(a).Interface(), k.value(b).Interface()
+		same := false
+		switch k.Kind {
+		case List:
+			same = slices.Equal(va.([]string), vb.([]string))
+		case DurationKind:
+			same = va.(Duration).Duration == vb.(Duration).Duration && k.IsSet(a) == k.IsSet(b)
+		case DateKind:
+			same = va.(Date).Equal(vb.(Date).Time)
+		default:
+			same = reflect.DeepEqual(va, vb)
+		}
+		if !same {
+			keys = append(keys, k.Name)
 		}
 	}
-	return n
+	return keys
 }

@@ -19,6 +19,11 @@ type Config struct {
 	Syslog  Syslog  `toml:"syslog"`
 	Console Console `toml:"console"`
 	Admin   Admin   `toml:"admin"`
+
+	// dataDir is the data directory the configuration is used in, from
+	// the board profile (WithDefaults); "" when not known. Validate keeps
+	// the file keys off mailagent's own files there.
+	dataDir string
 }
 
 // Device is the box itself.
@@ -65,10 +70,10 @@ type OAuth2 struct {
 	Password        Secret   `toml:"password" help:"microsoft365 (ROPC): the account's password"`
 	ClientEmail     string   `toml:"client_email" help:"Google service account: client_email from the JSON key"`
 	PrivateKeyID    string   `toml:"private_key_id" help:"Google service account: private_key_id from the JSON key"`
-	PrivateKey      Secret   `toml:"private_key" help:"PEM private key (service account, certificate or private-key-jwt)"`
+	PrivateKey      Secret   `toml:"private_key" help:"PEM private key (service account, certificate or private-key-jwt)" multiline:"true"`
 	Subject         string   `toml:"subject" help:"Google service account: mailbox to send as"`
 	KeyID           string   `toml:"key_id" help:"private-key-jwt: key ID (kid) registered at the provider"`
-	Certificate     string   `toml:"certificate" help:"PEM certificate of the private key (gives x5t#S256)"`
+	Certificate     string   `toml:"certificate" help:"PEM certificate of the private key (gives x5t#S256)" multiline:"true"`
 	KeepAccessToken bool     `toml:"keep_access_token" help:"also keep the access token in tokens.toml (one flash write per refresh; saves a token request at start)"`
 }
 

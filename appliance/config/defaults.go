@@ -21,11 +21,13 @@ const (
 )
 
 // WithDefaults returns a copy of c with every empty key that has a default
-// filled in: from the board profile (listen address, console), from the
+// filled in: from the board profile (listen address, console; its data
+// directory is what Validate keeps the file keys out of), from the
 // OAuth2 mode's preset (SMTP server, scopes, endpoints) and from the fixed
 // defaults above. The file itself keeps only what was written.
 func (c Config) WithDefaults(p board.Profile) Config {
 	d := c
+	d.dataDir = p.DataDir
 	d.Mail.To = slices.Clone(c.Mail.To)
 	d.OAuth2.Scopes = slices.Clone(c.OAuth2.Scopes)
 	d.HTTP.TrustProxy = slices.Clone(c.HTTP.TrustProxy)

@@ -1,11 +1,13 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Kind is the type of a key's value.
@@ -38,6 +40,9 @@ type Key struct {
 	Help string
 	// Enum lists the allowed values, if the value is one of a few names.
 	Enum []string
+	// Multiline is set for a PEM key or certificate: its value has
+	// lines. No other value may hold a line break.
+	Multiline bool
 
 	index []int // field index path in Config
 }
@@ -56,6 +61,9 @@ func buildKeys() []Key {
 	ct := reflect.TypeFor[Config]()
 	for i := range ct.NumField() {
 		sf := ct.Field(i)
+		if !sf.IsExported() {
+			continue
+		}
 		section := sf.Tag.Get("toml")
 		for j := range sf.Type.NumField() {
 			ff := sf.Type.Field(j)
@@ -70,6 +78,7 @@ func buildKeys() []Key {
 			if e := ff.Tag.Get("enum"); e != "" {
 				k.Enum = strings.Split(e, ",")
 			}
+			k.Multiline = ff.Tag.Get("multiline") == "true"
 			switch {
 			case ff.Type == secretType:
 				k.Kind = SecretKind
@@ -192,8 +201,8 @@ func (k Key) Set(c *Config, text string) error {
 
 func (k Key) set(c *Config, text string) error {
 	v := k.value(c)
-	if k.Kind != SecretKind && strings.ContainsAny(text, "\x00") {
-		return fmt.Errorf("contains a NUL character")
+	if err := k.checkText(text); err != nil {
+		return err
 	}
 	switch k.Kind {
 	case String:
@@ -220,6 +229,11 @@ func (k Key) set(c *Config, text string) error {
 		if err != nil {
 			return err
 		}
+		for _, e := range l {
+			if err := k.checkText(e); err != nil { // ["\u0007"] is not text either
+				return err
+			}
+		}
 		v.Set(reflect.ValueOf(l))
 	case DurationKind:
 		var d Duration
@@ -233,6 +247,67 @@ func (k Key) set(c *Config, text string) error {
 			return err
 		}
 		v.Set(reflect.ValueOf(d))
+	}
+	return nil
+}
+
+// MaxValueBytes is the longest value a key takes, in bytes: room for a
+// PEM key or certificate chain, not for a file pasted by mistake.
+const MaxValueBytes = 16 << 10
+
+var errNotUTF8 = errors.New("is not valid UTF-8 text: check the character set of the terminal or file it came from")
+
+// checkText refuses a value no key takes as text: longer than
+// MaxValueBytes, not UTF-8 (no TOML file can hold it), or with a control
+// character other than a tab. Line breaks are control characters too,
+// except in a Multiline key; no value of a key ends up in a mail header,
+// a URL or a login with a line break in it. The message never quotes the
+// value, which may be a secret.
+func (k Key) checkText(text string) error {
+	if len(text) > MaxValueBytes {
+		return fmt.Errorf("is %d bytes long: a value takes at most %d bytes", len(text), MaxValueBytes)
+	}
+	if !utf8.ValidString(text) {
+		return errNotUTF8
+	}
+	for _, r := range text {
+		switch {
+		case r == '\t':
+		case r == '\n' || r == '\r':
+			if !k.Multiline {
+				return errors.New("contains a line break: the value must be one line")
+			}
+		case r < 0x20 || r == 0x7f:
+			return fmt.Errorf("contains the control character U+%04X", r)
+		}
+	}
+	return nil
+}
+
+// representable reports why the key's value in c cannot be written to
+// mailagent.toml, or nil: a string that is not UTF-8, or longer than
+// MaxValueBytes (a list's elements each and together). Control
+// characters can be written (as escapes), so a hand-written one survives
+// a save.
+func (k Key) representable(c *Config) error {
+	var texts []string
+	switch k.Kind {
+	case String:
+		texts = []string{k.value(c).String()}
+	case SecretKind:
+		texts = []string{k.value(c).Interface().(Secret).Reveal()}
+	case List:
+		texts = k.value(c).Interface().([]string)
+	}
+	total := 0
+	for _, s := range texts {
+		total += len(s)
+		if !utf8.ValidString(s) {
+			return errNotUTF8
+		}
+	}
+	if total > MaxValueBytes {
+		return fmt.Errorf("is %d bytes long: a value takes at most %d bytes", total, MaxValueBytes)
 	}
 	return nil
 }

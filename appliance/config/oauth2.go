@@ -116,8 +116,14 @@ func (v *validator) oauth2(c *Config) {
 		{"oauth2.authority", o.Authority}, {"oauth2.auth_url", o.AuthURL}, {"oauth2.token_url", o.TokenURL},
 		{"oauth2.device_auth_url", o.DeviceAuthURL}, {"oauth2.redirect_url", o.RedirectURL},
 	} {
-		if k.val != "" && !isHTTPURL(k.val) {
+		switch {
+		case k.val == "":
+		case !isHTTPURL(k.val):
 			v.add(k.key, "%q is not an http(s) URL", k.val)
+		case k.key != "oauth2.redirect_url" && plainHTTPNotLoopback(k.val):
+			// The token endpoint gets the client secret, the password
+			// or the assertion, and answers tokens.
+			v.add(k.key, "%q would carry the client secret and the tokens in clear: use https (plain http only to a loopback address such as 127.0.0.1)", k.val)
 		}
 	}
 	if o.LoginHint != "" && strings.ContainsAny(o.LoginHint, "\r\n ") {
@@ -174,6 +180,20 @@ func redirectHost(v string) (scheme, host string, ok bool) {
 		return "", "", false
 	}
 	return u.Scheme, u.Hostname(), true
+}
+
+// plainHTTPNotLoopback reports an http:// URL whose host is not a loopback
+// address (localhost, 127.0.0.0/8, ::1).
+func plainHTTPNotLoopback(v string) bool {
+	scheme, host, ok := redirectHost(v)
+	if !ok || scheme != "http" {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip == nil || !ip.IsLoopback()
 }
 
 func notHTTPSOrLocalhost(v string) bool {

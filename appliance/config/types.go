@@ -2,9 +2,9 @@ package config
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"time"
 )
 
@@ -48,8 +48,16 @@ func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(s.redacted()
 // MarshalText keeps the secret out of any other text encoding.
 func (s Secret) MarshalText() ([]byte, error) { return []byte(s.redacted()), nil }
 
-// MarshalTOML writes the secret itself: mailagent.toml is where secrets live.
-func (s Secret) MarshalTOML() ([]byte, error) { return []byte(strconv.Quote(s.v)), nil }
+// MarshalTOML writes the secret itself, as a TOML basic string that reads
+// back as the secret (QuoteTOML): mailagent.toml and tokens.toml are where
+// secrets live. A secret that is not UTF-8 cannot be written.
+func (s Secret) MarshalTOML() ([]byte, error) {
+	q, err := QuoteTOML(s.v)
+	if err != nil {
+		return nil, errors.New("the secret " + err.Error())
+	}
+	return []byte(q), nil
+}
 
 // UnmarshalText reads the secret from the TOML file.
 func (s *Secret) UnmarshalText(b []byte) error { s.v = string(b); return nil }

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"net"
 	"net/mail"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Problems is every problem Validate found, each naming its key.
@@ -43,6 +45,7 @@ func Validate(c *Config) error {
 	}
 	v.alarms(c)
 	v.listeners(c)
+	v.files(c)
 	if len(v) == 0 {
 		return nil
 	}
@@ -179,9 +182,76 @@ func (v *validator) listeners(c *Config) {
 	if c.HTTP.AlarmUser != "" && !c.HTTP.AlarmPassword.IsSet() {
 		v.missing("http.alarm_password", nil, "not set: alarm_user needs a password")
 	}
+	if pw := c.HTTP.AlarmPassword.Reveal(); pw != "" && utf8.RuneCountInString(pw) < MinAlarmPassword {
+		v.add("http.alarm_password", "shorter than %d characters: other boxes send it with every alarm over the network, and a short one is guessed; choose a longer one", MinAlarmPassword)
+	}
 	if c.Console.Baud < 0 {
 		v.add("console.baud", "%d is not a speed", c.Console.Baud)
 	}
+}
+
+// MinAlarmPassword is the fewest characters http.alarm_password takes.
+const MinAlarmPassword = 12
+
+// files keeps the keys that name files the box reads (smtp.ca_file,
+// http.tls_cert, http.tls_key) off the files mailagent itself writes in
+// the data directory: mailagent.toml, tokens.toml, their good copies and
+// lock, the page's self-signed certificate and key, temporary files
+// (".name123") and everything below it (spool/, run/). What is in those
+// comes from the page, the token server or the network (a CA put in
+// oauth2.certificate, an alarm's text), so a ca_file there would let a
+// session choose whom the box trusts with the SMTP password. A file an
+// administrator put in the data directory is fine. Symbolic links are
+// followed; nothing is checked while the data directory is not known.
+func (v *validator) files(c *Config) {
+	if c.dataDir == "" {
+		return
+	}
+	dir := realPath(c.dataDir)
+	for _, k := range []struct{ key, val string }{
+		{"smtp.ca_file", c.SMTP.CAFile}, {"http.tls_cert", c.HTTP.TLSCert}, {"http.tls_key", c.HTTP.TLSKey},
+	} {
+		if k.val == "" {
+			continue
+		}
+		rel, err := filepath.Rel(dir, realPath(k.val))
+		if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			continue // outside
+		}
+		if ownFile(rel) {
+			v.add(k.key, "%q is mailagent's own file in the data directory %s, written from what the page, the token server or the network send: name a file of its own (put there by hand, outside spool/ and run/)", k.val, c.dataDir)
+		}
+	}
+}
+
+// ownFile reports whether rel, a path in the data directory, is one
+// mailagent writes there.
+func ownFile(rel string) bool {
+	if rel == "." || strings.ContainsRune(rel, filepath.Separator) || strings.HasPrefix(rel, ".") {
+		return true
+	}
+	for _, prefix := range []string{FileName, "tokens.toml", "webui-"} {
+		if strings.HasPrefix(rel, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// realPath is p absolute with its symbolic links resolved, as far as the
+// file or its directory exists.
+func realPath(p string) string {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return filepath.Clean(p)
+	}
+	if r, err := filepath.EvalSymlinks(abs); err == nil {
+		return r
+	}
+	if r, err := filepath.EvalSymlinks(filepath.Dir(abs)); err == nil {
+		return filepath.Join(r, filepath.Base(abs))
+	}
+	return abs
 }
 
 func (v *validator) enum(c *Config, name, val string) {

@@ -7,10 +7,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -106,13 +104,23 @@ func NewSource(o SourceOptions) (*Source, error) {
 	if !ok {
 		return nil, fmt.Errorf("oauth2.mode %q is not a mode", o.Config.OAuth2.Mode)
 	}
+	s := &Source{o: o, lock: make(chan struct{}, 1), mode: mode}
 	f, err := LoadTokensFS(o.FS, o.Path)
-	if err != nil {
+	var damaged *flash.DamagedError
+	switch {
+	case errors.As(err, &damaged):
+		// Damaged without a good copy to use: no tokens, said so in
+		// Status. A non-interactive mode makes a new grant, an
+		// interactive one needs a person, and either saves over it.
+		o.Log.Error("tokens unreadable; starting without", "err", err)
+		s.damaged = err
+	case err != nil:
 		return nil, err
-	}
-	s := &Source{o: o, lock: make(chan struct{}, 1), mode: mode, tok: f.Tokens}
-	if f.Damaged != nil {
-		s.damaged = f.Damaged
+	default:
+		s.tok = f.Tokens
+		if f.Damaged != nil {
+			s.damaged = f.Damaged
+		}
 	}
 	t := &s.tok
 	if (t.Mode != "" && t.Mode != mode.Name) || (t.ClientID != "" && t.ClientID != o.Config.OAuth2.ClientID) {
@@ -201,7 +209,7 @@ func (s *Source) KeepAlive(ctx context.Context, interval time.Duration) error {
 func (s *Source) renew(ctx context.Context, done func() bool) (string, error) {
 	unlock, err := lockDir(ctx, s.o.FS, filepath.Dir(s.o.Path))
 	if err != nil {
-		return "", fmt.Errorf("locking %s: %w", filepath.Dir(s.o.Path), err)
+		return "", err
 	}
 	defer unlock()
 	s.adopt()
@@ -302,28 +310,11 @@ func (s *Source) adopt() {
 	s.failures, s.retryAt = 0, time.Time{}
 }
 
-// lockDir takes an exclusive flock on dir, waiting for ctx.
+// lockDir takes the data directory's lock, waiting for ctx: an exclusive
+// flock on the directory itself (flash.Lock), which another process's
+// Source takes too.
 func lockDir(ctx context.Context, fsys flash.FS, dir string) (unlock func(), err error) {
-	f, err := fsys.OpenFile(dir, os.O_RDONLY, 0)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		err := f.Flock(syscall.LOCK_EX | syscall.LOCK_NB)
-		if err == nil {
-			return func() { f.Flock(syscall.LOCK_UN); f.Close() }, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, err
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	return flash.Lock(ctx, fsys, dir)
 }
 
 // accept takes new tokens: durable changes are saved before the access
@@ -542,22 +533,23 @@ func isTransient(err error) bool {
 }
 
 // describe is what status shows of a failure: the provider's code and
-// description when there are, else the error.
+// description when there are, else the error. What a server sent may be
+// any bytes; tokens.toml keeps text (UTF-8) only, so others become U+FFFD.
 func describe(err error) string {
 	var pe *ProviderError
 	if errors.As(err, &pe) && pe.Code != "" {
 		if pe.Description != "" {
-			return pe.Code + ": " + pe.Description
+			return strings.ToValidUTF8(pe.Code+": "+pe.Description, "\uFFFD")
 		}
-		return pe.Code
+		return strings.ToValidUTF8(pe.Code, "\uFFFD")
 	}
-	return err.Error()
+	return strings.ToValidUTF8(err.Error(), "\uFFFD")
 }
 
 func hintOf(err error) string {
 	var h interface{ Hint() string }
 	if errors.As(err, &h) {
-		return h.Hint()
+		return strings.ToValidUTF8(h.Hint(), "\uFFFD")
 	}
 	return ""
 }

@@ -6,6 +6,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -87,13 +89,14 @@ func DecodeTokens(data []byte) (Tokens, error) {
 	return t, errors.Join(errs...)
 }
 
-// Encode writes t as a tokens.toml document.
-func (t *Tokens) Encode() []byte {
+// Encode writes t as a tokens.toml document. It fails for a string that
+// is not UTF-8, which no TOML file can hold.
+func (t *Tokens) Encode() ([]byte, error) {
 	var b bytes.Buffer
 	if err := toml.NewEncoder(&b).Encode(t); err != nil {
-		panic("oauth: encoding tokens: " + err.Error()) // only plain fields: cannot fail
+		return nil, err
 	}
-	return b.Bytes()
+	return b.Bytes(), nil
 }
 
 // TokensFile is the result of loading tokens.toml.
@@ -101,30 +104,88 @@ type TokensFile struct {
 	Tokens  Tokens
 	Path    string
 	Missing bool
-	// Damaged is set when the file does not parse and the last good copy was
-	// used instead.
+	// Damaged is set when the file is damaged (it does not parse, is cut
+	// short, or is empty or missing while its good copy is not) and the
+	// last good copy was used instead.
 	Damaged *flash.DamagedError
+	// GoodDamaged is set when the file is sound and its good copy is not;
+	// the next save makes it again.
+	GoodDamaged *flash.DamagedError
+	// Empty is true when the file is empty and has no good copy.
+	Empty bool
 }
 
 // LoadTokens reads tokens.toml at path, falling back to its last good copy
-// when it is damaged.
+// when it is damaged. Without a good copy to use, the error is a
+// *flash.DamagedError.
 func LoadTokens(path string) (*TokensFile, error) { return LoadTokensFS(flash.OS, path) }
 
 // LoadTokensFS is LoadTokens on the file system fsys.
 func LoadTokensFS(fsys flash.FS, path string) (*TokensFile, error) {
-	l, err := flash.LoadDecoded(fsys, path, DecodeTokens)
+	l, err := flash.LoadDecoded(fsys, path, decodeTokensFile)
 	if err != nil {
 		return nil, err
 	}
-	return &TokensFile{Tokens: l.Value, Path: path, Missing: l.Missing, Damaged: l.Damaged}, nil
+	return &TokensFile{Tokens: l.Value, Path: path, Missing: l.Missing, Damaged: l.Damaged, GoodDamaged: l.GoodDamaged, Empty: l.Empty}, nil
 }
 
-// SaveTokens writes t to path through the flash store.
+// decodeTokensFile is the check and decoder of LoadTokens: the end marks
+// (config.CheckMarks), then the strict DecodeTokens. SaveTokens reads back
+// what it would write with it too.
+func decodeTokensFile(data []byte) (Tokens, error) {
+	if err := config.CheckMarks(TokensFileName, data); err != nil {
+		return Tokens{}, err
+	}
+	return DecodeTokens(data)
+}
+
+// SaveTokens writes t to path through the flash store. What it writes is
+// read back first, as LoadTokens reads it, and must give t again; when it
+// does not (a string that is not UTF-8, a token type Load refuses), it is
+// an error naming the fields, and nothing is written.
 func SaveTokens(path string, t *Tokens) error { return SaveTokensFS(flash.OS, path, t) }
 
 // SaveTokensFS is SaveTokens on the file system fsys.
 func SaveTokensFS(fsys flash.FS, path string, t *Tokens) error {
-	return flash.Save(fsys, path, t.Encode())
+	data, err := tokensBytes(t)
+	if err != nil {
+		return fmt.Errorf("save %s: %w; nothing was written", path, err)
+	}
+	return flash.Save(fsys, path, data)
+}
+
+// tokensBytes is what SaveTokens writes for t: Encode between the end
+// marks, checked to read back as t.
+func tokensBytes(t *Tokens) ([]byte, error) {
+	doc, err := t.Encode()
+	if err != nil {
+		return nil, err
+	}
+	return config.ReadBack(TokensFileName, doc, decodeTokensFile, func(back *Tokens) []string { return differingTokens(t, back) })
+}
+
+// differingTokens lists the toml names of the fields that differ in a
+// and b: times by their instant, empty and nil lists alike.
+func differingTokens(a, b *Tokens) []string {
+	va, vb := reflect.ValueOf(a).Elem(), reflect.ValueOf(b).Elem()
+	var out []string
+	for i := range va.NumField() {
+		fa, fb := va.Field(i).Interface(), vb.Field(i).Interface()
+		var same bool
+		switch x := fa.(type) {
+		case time.Time:
+			same = x.Equal(fb.(time.Time))
+		case []string:
+			same = slices.Equal(x, fb.([]string))
+		default:
+			same = reflect.DeepEqual(fa, fb)
+		}
+		if !same {
+			name, _, _ := strings.Cut(va.Type().Field(i).Tag.Get("toml"), ",")
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // TokenError says why there is no usable token, with what to do.

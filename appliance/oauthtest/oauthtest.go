@@ -249,7 +249,9 @@ type Options struct {
 	DeviceTTL time.Duration
 
 	// InProcess serves only through [Server.HTTPClient], without a socket;
-	// [Server.URL] is then http://oauthtest.invalid. Use it when creating
+	// [Server.URL] is then https://oauthtest.invalid (no TLS is spoken: the
+	// scheme is that of real endpoints, which the validator wants unless
+	// the host is a loopback address). Use it when creating
 	// the server inside a testing/synctest bubble.
 	InProcess bool
 
@@ -423,7 +425,7 @@ func NewServer(t testing.TB, o Options) *Server {
 		s.mux.HandleFunc("/activate", s.devicePage)
 	}
 	if o.InProcess {
-		s.base = "http://oauthtest.invalid"
+		s.base = "https://oauthtest.invalid"
 	} else {
 		srv := httptest.NewServer(s.mux)
 		t.Cleanup(srv.Close)

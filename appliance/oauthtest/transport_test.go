@@ -34,7 +34,7 @@ func TestOverSocket(t *testing.T) {
 func TestInBubble(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := fixture(t, Google, func(o *Options) { o.AccessTTL = 10 * time.Minute })
-		if h.URL() != "http://oauthtest.invalid" {
+		if h.URL() != "https://oauthtest.invalid" {
 			t.Errorf("URL() = %q", h.URL())
 		}
 		at := h.tokens(t, "post")
@@ -102,7 +102,7 @@ func TestEndpoints(t *testing.T) {
 					t.Errorf("endpoint %q, want %q", c.got, s.URL()+c.want)
 				}
 			}
-			if want := "http://" + ClientID + ":" + ClientSecret + "@oauthtest.invalid/introspect"; s.IntrospectURL() != want {
+			if want := "https://" + ClientID + ":" + ClientSecret + "@oauthtest.invalid/introspect"; s.IntrospectURL() != want {
 				t.Errorf("IntrospectURL() = %q, want %q", s.IntrospectURL(), want)
 			}
 		})

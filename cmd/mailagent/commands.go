@@ -125,6 +125,11 @@ func dispatch(ctx context.Context, env *Env, args []string) error {
 		env.Board = board.Detect(os.DirFS("/"))
 	}
 	env.DataDir = common.data
+	if env.DataDir != "" {
+		// The profile says where the data is: the validator keeps file
+		// keys off mailagent's own files there.
+		env.Board.DataDir = env.DataDir
+	}
 	if common.verbose {
 		env.LogLevel.Set(slog.LevelDebug)
 	}

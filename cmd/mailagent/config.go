@@ -38,6 +38,9 @@ var cmdConfig = &Command{
 			return configImport(env, args[0], args[1])
 		}
 		path := filepath.Join(env.dataDir(), config.FileName)
+		if sub == "set" || sub == "unset" {
+			return configChange(ctx, env, path, sub, args)
+		}
 		f, err := loadConfig(env, path, sub != "check")
 		if err != nil {
 			return err
@@ -55,8 +58,6 @@ var cmdConfig = &Command{
 			c := f.Config.WithDefaults(env.Board)
 			fmt.Fprintln(env.Stdout, k.Get(&c))
 			return nil
-		case "set", "unset":
-			return configChange(env, f, sub, args)
 		case "export":
 			_, err := env.Stdout.Write(config.Export(&f.Config))
 			return err
@@ -81,6 +82,9 @@ func loadConfig(env *Env, path string, warn bool) (*config.File, error) {
 	}
 	if f.Damaged != nil && warn {
 		fmt.Fprintf(env.Stderr, "warning: %v\n", f.Damaged)
+	}
+	if f.GoodDamaged != nil {
+		fmt.Fprintf(env.Stderr, "warning: %v; the file itself is sound, and \"mailagent config check\" makes the good copy again\n", f.GoodDamaged)
 	}
 	return f, nil
 }
@@ -131,7 +135,9 @@ func configShow(env *Env, f *config.File, args []string) error {
 // value that does not parse, or a problem the change brings, is refused
 // by key and nothing is written. Problems the file had before, and keys
 // still to be set, do not block it; the key's own are printed as notes.
-func configChange(env *Env, f *config.File, sub string, args []string) error {
+// It is one config.Update: another config set, the page's Save or the
+// console's commit at the same time waits, so none is lost.
+func configChange(ctx context.Context, env *Env, path, sub string, args []string) error {
 	k, err := config.LookupKey(args[0])
 	if err != nil {
 		return err
@@ -154,18 +160,33 @@ func configChange(env *Env, f *config.File, sub string, args []string) error {
 			ch.Set = map[string]string{k.Name: val}
 		}
 	}
-	c := f.Config
-	errs, remaining := ch.Apply(&c, env.Board)
-	if len(errs) > 0 {
-		lines := make([]string, 0, len(errs))
-		for _, name := range slices.Sorted(maps.Keys(errs)) {
-			lines = append(lines, name+": "+errs[name])
+	var remaining config.Problems
+	err = config.Update(ctx, path, func(f *config.File, c *config.Config) error {
+		if f.Damaged != nil {
+			fmt.Fprintf(env.Stderr, "warning: %v\n", f.Damaged)
 		}
-		return &hintedError{errors.New(strings.Join(lines, "\n")),
-			"nothing was written: " + f.Path + " is as it was"}
+		errs, rest := ch.Apply(c, env.Board)
+		if len(errs) > 0 {
+			lines := make([]string, 0, len(errs))
+			for _, name := range slices.Sorted(maps.Keys(errs)) {
+				lines = append(lines, name+": "+errs[name])
+			}
+			return &hintedError{errors.New(strings.Join(lines, "\n")),
+				"nothing was written: " + path + " is as it was"}
+		}
+		remaining = rest
+		return nil
+	})
+	if se, ok := errors.AsType[*config.SaveError](err); ok {
+		if se.Written {
+			return &hintedError{err, path + " was written, but its good copy was not refreshed: run \"mailagent config check\" once the data directory " +
+				filepath.Dir(path) + " is writable and has space"}
+		}
+		return &hintedError{err, "nothing was written: " + path + " is as it was; check that the data directory " +
+			filepath.Dir(path) + " is writable and has space"}
 	}
-	if err := config.Save(f.Path, &c); err != nil {
-		return &hintedError{err, "the file was not changed; check that the data directory " + filepath.Dir(f.Path) + " is writable and has space"}
+	if err != nil {
+		return err
 	}
 	for _, e := range remaining.For(k.Name) {
 		fmt.Fprintf(env.Stderr, "note: %v\n", e)
@@ -174,15 +195,19 @@ func configChange(env *Env, f *config.File, sub string, args []string) error {
 }
 
 // readValue reads a value from r: everything up to EOF for a multi-line
-// value such as a PEM key, without the final line end.
+// value such as a PEM key, without the final line end. A value longer
+// than a key takes is refused without reading it all.
 func readValue(r io.Reader) (string, error) {
-	b, err := io.ReadAll(bufio.NewReader(io.LimitReader(r, 1<<20)))
+	b, err := io.ReadAll(bufio.NewReader(io.LimitReader(r, config.MaxValueBytes+2)))
 	if err != nil {
 		return "", err
 	}
 	s := string(b)
 	if strings.Count(strings.TrimRight(s, "\r\n"), "\n") == 0 {
 		s = strings.TrimRight(s, "\r\n")
+	}
+	if len(s) > config.MaxValueBytes {
+		return "", fmt.Errorf("longer than %d bytes, the most a value takes", config.MaxValueBytes)
 	}
 	return s, nil
 }

@@ -53,7 +53,7 @@ func TestStorm(t *testing.T) {
 		"smtp.host": rig.Host, "smtp.port": strconv.Itoa(rig.SubmissionPort), "smtp.ca_file": rig.CAFile,
 		"smtp.user": rig.User, "smtp.password": rig.Password,
 		"alarms.digest_window": "2s", "alarms.max_mails_per_hour": strconv.Itoa(maxMails), "alarms.min_severity": "info",
-		"http.listen": fmt.Sprintf("127.0.0.1:%d", httpPort), "http.alarm_user": "poster", "http.alarm_password": "poster-pw",
+		"http.listen": fmt.Sprintf("127.0.0.1:%d", httpPort), "http.alarm_user": "poster", "http.alarm_password": "poster-password",
 	} {
 		mustRun(t, nil, "--data", data, "config", "set", k, v)
 	}
@@ -99,7 +99,7 @@ func TestStorm(t *testing.T) {
 					body, _ := json.Marshal(a)
 					req, _ := http.NewRequest("POST", fmt.Sprintf("http://127.0.0.1:%d/alarm", httpPort), bytes.NewReader(body))
 					req.Header.Set("Content-Type", "application/json")
-					req.SetBasicAuth("poster", "poster-pw")
+					req.SetBasicAuth("poster", "poster-password")
 					resp, err := client.Do(req)
 					if err != nil {
 						why = err.Error()

@@ -111,7 +111,7 @@ func TestEveryWayIn(t *testing.T) {
 		"smtp.host": rig.Host, "smtp.port": strconv.Itoa(rig.SubmissionPort), "smtp.ca_file": rig.CAFile,
 		"smtp.user": rig.User, "smtp.password": rig.Password,
 		"alarms.digest_window": "0s", "alarms.min_severity": "info",
-		"http.listen": fmt.Sprintf("127.0.0.1:%d", httpPort), "http.alarm_user": "poster", "http.alarm_password": "poster-pw",
+		"http.listen": fmt.Sprintf("127.0.0.1:%d", httpPort), "http.alarm_user": "poster", "http.alarm_password": "poster-password",
 		"syslog.listen_udp": fmt.Sprintf("127.0.0.1:%d", udpPort), "syslog.listen_tcp": fmt.Sprintf("127.0.0.1:%d", tcpPort),
 		"syslog.min_severity": "warning",
 	} {
@@ -124,7 +124,7 @@ func TestEveryWayIn(t *testing.T) {
 		t.Helper()
 		req, _ := http.NewRequest("POST", base+path, strings.NewReader(body))
 		req.Header.Set("Content-Type", ctype)
-		req.SetBasicAuth("poster", "poster-pw")
+		req.SetBasicAuth("poster", "poster-password")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -188,7 +188,7 @@ receivers:
         http_config:
           basic_auth:
             username: poster
-            password: poster-pw
+            password: poster-password
 `, base)
 		if err := os.WriteFile(filepath.Join(dir, "am.yml"), []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)

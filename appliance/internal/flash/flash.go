@@ -7,8 +7,10 @@
 //     bytes, never a mix or nothing.
 //   - A previous good copy: Save keeps the same bytes as GoodPath(path), so
 //     when the file is damaged (by hand, or by a file system that lost it)
-//     Load falls back to what was last written, and says so. Replace keeps
-//     none, for a file its owner can make again.
+//     Load falls back to what was last written, and says so. A file that
+//     is missing or empty while its good copy exists counts as damaged:
+//     Save never leaves it so. Replace keeps none, for a file its owner
+//     can make again.
 //   - No write when equal: Save and MarkGood read first and write nothing
 //     when the file already holds the data; an idle box writes zero bytes.
 //   - Private: files are mode 0600; a directory Save creates is 0700 (an
@@ -18,8 +20,8 @@
 //     its good copy and no temporary file behind.
 //
 // A file is never silently replaced: Load reports a damaged file as a
-// *DamagedError. Callers serialise writes to one path; flash does no
-// locking.
+// *DamagedError. Callers serialise writes to one path, across processes
+// with Lock.
 //
 // Every function works on an FS: [OS] on a box, and in tests the power-cut
 // model of appliance/internal/flash/powercut, which cuts the power after any
@@ -60,23 +62,37 @@ type DamagedError struct {
 	// Fallback is the good copy whose data Load returned instead, or ""
 	// when there was none to use.
 	Fallback string
+	// FallbackErr says why the good copy could not be used, when it
+	// exists and Fallback is "".
+	FallbackErr error
 }
 
 func (e *DamagedError) Error() string {
 	s := e.Path + " is damaged: " + e.Err.Error()
-	if e.Fallback != "" {
+	switch {
+	case e.Fallback != "":
 		s += "; using " + e.Fallback
+	case e.FallbackErr != nil:
+		s += "; its good copy " + GoodPath(e.Path) + " cannot be used either: " + e.FallbackErr.Error()
 	}
 	return s
 }
 
 func (e *DamagedError) Unwrap() error { return e.Err }
 
+// The damage of a file that is not there, or holds nothing, while its
+// good copy is: Save never leaves it so.
+var (
+	errMissing = errors.New("it is missing, and its good copy is there")
+	errEmpty   = errors.New("it is empty (0 bytes), and it has a good copy")
+	errNoData  = errors.New("it is empty (0 bytes)")
+)
+
 // Save atomically replaces path on fsys with data, mode 0600, and then
-// keeps the same bytes as the good copy GoodPath(path). The directory is
-// created 0700 if missing. Files that already hold data are not written (a
-// file with the right bytes but another mode is only made 0600). A target
-// or good copy that exists and is not a regular file (a symbolic link
+// keeps the same bytes as the good copy GoodPath(path). The directory is created
+// 0700 if missing. Files that already hold data are not written (a file
+// with the right bytes but another mode is only made 0600). A target or
+// good copy that exists and is not a regular file (a symbolic link
 // included) is refused.
 //
 // Both new files are written and fsynced before either is renamed into
@@ -100,30 +116,71 @@ func MarkGood(fsys FS, path string, data []byte) error {
 
 // Load reads path on fsys and checks it with check (nil accepts anything).
 //
-//   - Missing file: err wraps fs.ErrNotExist, whatever the good copy says.
 //   - File fine: data, nil, nil.
-//   - File damaged (unreadable, not a regular file, or check fails): the
-//     good copy's data and damaged (with Fallback set) if the good copy
-//     reads and passes check; otherwise nil data and err, a *DamagedError
-//     without Fallback.
+//   - Missing file, and no good copy: err wraps fs.ErrNotExist (a new box).
+//   - File damaged: unreadable, not a regular file, check fails, or
+//     missing or empty while a good copy exists. Then the good copy's data
+//     and damaged (with Fallback set) if the good copy reads, is not empty
+//     and passes check; otherwise nil data and err, a *DamagedError
+//     without Fallback (FallbackErr says what is wrong with the good copy).
 func Load(fsys FS, path string, check func([]byte) error) (data []byte, damaged *DamagedError, err error) {
-	data, err = read(fsys, path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, fmt.Errorf("load %s: %w", path, err)
+	r, err := load(fsys, path, check)
+	return r.data, r.damaged, err
+}
+
+// loaded is what load found.
+type loaded struct {
+	data    []byte
+	damaged *DamagedError // the file, when the good copy's data was used
+	// goodDamaged is the good copy, when the file is sound and the good
+	// copy exists and is not.
+	goodDamaged *DamagedError
+	// empty is true when the file is empty and has no good copy.
+	empty bool
+}
+
+func load(fsys FS, path string, check func([]byte) error) (loaded, error) {
+	if check == nil {
+		check = func([]byte) error { return nil }
 	}
-	if err == nil && check != nil {
+	good := GoodPath(path)
+	gdata, gerr := read(fsys, good)
+	goodExists := !errors.Is(gerr, fs.ErrNotExist)
+	if gerr == nil {
+		switch {
+		case len(gdata) == 0:
+			gerr = errNoData
+		default:
+			gerr = check(gdata)
+		}
+	}
+	data, err := read(fsys, path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && !goodExists:
+		return loaded{}, fmt.Errorf("load %s: %w", path, err)
+	case errors.Is(err, fs.ErrNotExist):
+		err = errMissing
+	case err == nil && len(data) == 0 && goodExists:
+		err = errEmpty
+	case err == nil:
 		err = check(data)
 	}
 	if err == nil {
-		return data, nil, nil
+		r := loaded{data: data, empty: len(data) == 0}
+		if goodExists && gerr != nil {
+			r.goodDamaged = &DamagedError{Path: good, Err: gerr}
+		}
+		return r, nil
 	}
 	d := &DamagedError{Path: path, Err: err}
-	good := GoodPath(path)
-	if gdata, gerr := read(fsys, good); gerr == nil && (check == nil || check(gdata) == nil) {
+	if goodExists && gerr == nil {
 		d.Fallback = good
-		return gdata, d, nil
+		return loaded{data: gdata, damaged: d}, nil
 	}
-	return nil, nil, d
+	if goodExists {
+		d.FallbackErr = gerr
+	}
+	return loaded{}, d
 }
 
 // read reads a regular file, without blocking on a FIFO or device.
@@ -373,29 +430,35 @@ type Loaded[T any] struct {
 	Value T
 	// Raw is the bytes Value was decoded from.
 	Raw []byte
-	// Missing is true when there is no file: Value is T's zero value.
+	// Missing is true when there is no file and no good copy: Value is
+	// T's zero value.
 	Missing bool
-	// Damaged is set when the file did not decode and the good copy was used.
+	// Damaged is set when the file is damaged and the good copy was used.
 	Damaged *DamagedError
+	// GoodDamaged is set when the file is sound and its good copy, which
+	// exists, is not.
+	GoodDamaged *DamagedError
+	// Empty is true when the file is empty and there is no good copy.
+	Empty bool
 }
 
 // LoadDecoded is Load with decode as the check, returning the decoded value:
-// a missing file is not an error but Missing, a damaged one falls back to the
-// good copy as Load does.
+// a missing file without a good copy is not an error but Missing, a damaged
+// one falls back to the good copy as Load does.
 func LoadDecoded[T any](fsys FS, path string, decode func([]byte) (T, error)) (Loaded[T], error) {
-	var l Loaded[T]
-	data, damaged, err := Load(fsys, path, func(b []byte) error {
-		v, err := decode(b)
-		l.Value = v
+	r, err := load(fsys, path, func(b []byte) error {
+		_, err := decode(b)
 		return err
 	})
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		var zero T
-		return Loaded[T]{Value: zero, Missing: true}, nil
+		return Loaded[T]{Missing: true}, nil
 	case err != nil:
 		return Loaded[T]{}, err
 	}
-	l.Raw, l.Damaged = data, damaged
-	return l, nil
+	v, err := decode(r.data)
+	if err != nil { // it decoded a moment ago
+		return Loaded[T]{}, &DamagedError{Path: path, Err: err}
+	}
+	return Loaded[T]{Value: v, Raw: r.data, Damaged: r.damaged, GoodDamaged: r.goodDamaged, Empty: r.empty}, nil
 }

@@ -1,6 +1,7 @@
 package flash_test
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"os"
@@ -441,9 +442,34 @@ func TestLoad(t *testing.T) {
 			wantErr: "load DIR/mailagent.toml: no such file or directory",
 		},
 		{
-			name:    "missing with good copy",
-			setup:   func(t *testing.T, d string) { writeString(t, d+"/"+good, "ok") },
-			wantErr: "load DIR/mailagent.toml: no such file or directory",
+			// Save never leaves a file missing beside its good copy.
+			name:     "missing with good copy",
+			setup:    func(t *testing.T, d string) { writeString(t, d+"/"+good, "ok") },
+			wantData: "ok",
+			wantDmg:  "DIR/mailagent.toml is damaged: it is missing, and its good copy is there; using DIR/mailagent.toml.good",
+		},
+		{
+			name:    "missing with an empty good copy",
+			setup:   func(t *testing.T, d string) { writeString(t, d+"/"+good, "") },
+			wantErr: "DIR/mailagent.toml is damaged: it is missing, and its good copy is there; its good copy DIR/mailagent.toml.good cannot be used either: it is empty (0 bytes)",
+		},
+		{
+			name:    "missing with a damaged good copy",
+			setup:   func(t *testing.T, d string) { writeString(t, d+"/"+good, "# bad") },
+			wantErr: "DIR/mailagent.toml is damaged: it is missing, and its good copy is there; its good copy DIR/mailagent.toml.good cannot be used either: toml: line 1: expected '='",
+		},
+		{
+			// nor empty: what is left after a power cut on a file
+			// system that renamed before it wrote
+			name:     "empty with good copy",
+			setup:    func(t *testing.T, d string) { writeString(t, d+"/"+file, ""); writeString(t, d+"/"+good, "ok") },
+			wantData: "ok",
+			wantDmg:  "DIR/mailagent.toml is damaged: it is empty (0 bytes), and it has a good copy; using DIR/mailagent.toml.good",
+		},
+		{
+			name:    "empty with an empty good copy",
+			setup:   func(t *testing.T, d string) { writeString(t, d+"/"+file, ""); writeString(t, d+"/"+good, "") },
+			wantErr: "DIR/mailagent.toml is damaged: it is empty (0 bytes), and it has a good copy; its good copy DIR/mailagent.toml.good cannot be used either: it is empty (0 bytes)",
 		},
 		{
 			name:     "damaged with good copy",
@@ -462,7 +488,7 @@ func TestLoad(t *testing.T) {
 				writeString(t, d+"/"+file, "# bad")
 				writeString(t, d+"/"+good, "# bad too")
 			},
-			wantErr: "DIR/mailagent.toml is damaged: toml: line 1: expected '='",
+			wantErr: "DIR/mailagent.toml is damaged: toml: line 1: expected '='; its good copy DIR/mailagent.toml.good cannot be used either: toml: line 1: expected '='",
 		},
 		{
 			name:     "directory",
@@ -578,5 +604,69 @@ func TestLoadDecoded(t *testing.T) {
 	os.Remove(flash.GoodPath(path))
 	if _, err = flash.LoadDecoded(flash.OS, path, decode); err == nil {
 		t.Fatal("damaged file without a good copy: no error")
+	}
+}
+
+// TestLoadDecodedGoodCopy: LoadDecoded reports a sound file's damaged
+// good copy without using it, and an empty file without a good copy as
+// Empty; a file missing beside its good copy is not a new box.
+func TestLoadDecodedGoodCopy(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "n.txt")
+	decode := func(b []byte) (int, error) {
+		if len(b) == 0 {
+			return 0, nil
+		}
+		return strconv.Atoi(string(b))
+	}
+	writeString(t, path, "42")
+	writeString(t, flash.GoodPath(path), "4")
+	if l, err := flash.LoadDecoded(flash.OS, path, decode); err != nil || l.Value != 42 || l.Damaged != nil || l.GoodDamaged != nil {
+		t.Errorf("sound file and good copy: %+v, %v", l, err)
+	}
+	writeString(t, flash.GoodPath(path), "4x")
+	if l, err := flash.LoadDecoded(flash.OS, path, decode); err != nil || l.Value != 42 || l.Damaged != nil || l.GoodDamaged == nil || l.GoodDamaged.Path != flash.GoodPath(path) {
+		t.Errorf("damaged good copy: %+v, %v; want 42 and the good copy named", l, err)
+	}
+	os.Remove(flash.GoodPath(path))
+	writeString(t, path, "")
+	if l, err := flash.LoadDecoded(flash.OS, path, decode); err != nil || !l.Empty || l.Damaged != nil || l.Missing {
+		t.Errorf("empty file without a good copy: %+v, %v; want Empty", l, err)
+	}
+	os.Remove(path)
+	writeString(t, flash.GoodPath(path), "7")
+	if l, err := flash.LoadDecoded(flash.OS, path, decode); err != nil || l.Missing || l.Value != 7 || l.Damaged == nil {
+		t.Errorf("missing file with a good copy: %+v, %v; want 7 from the good copy, damaged", l, err)
+	}
+}
+
+// TestLock: a second Lock of the same path waits while the first is held
+// (shown with a context that is already done, so nothing waits on time),
+// and takes it once released. A missing lock file is made, 0600, empty.
+func TestLock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "x.lock")
+	unlock, err := flash.Lock(t.Context(), flash.OS, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 || fi.Size() != 0 {
+		t.Fatalf("lock file: %v, %v", fi, err)
+	}
+	done, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := flash.Lock(done, flash.OS, path); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Lock while held = %v, want it to wait until its context ends", err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		u, err := flash.Lock(t.Context(), flash.OS, path)
+		if err == nil {
+			u()
+		}
+		got <- err
+	}()
+	unlock()
+	if err := <-got; err != nil {
+		t.Fatalf("Lock after unlock = %v", err)
 	}
 }
