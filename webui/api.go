@@ -14,6 +14,7 @@ import (
 
 	"mailagent/appliance/agent"
 	"mailagent/appliance/config"
+	"mailagent/appliance/limit"
 )
 
 // MaxAPIBody is the largest JSON body the API reads (a PEM key fits).
@@ -477,7 +478,7 @@ func (s *Server) apiPasswd(w http.ResponseWriter, r *http.Request) {
 		s.apiFail(w, http.StatusInternalServerError, "the password could not be saved; the old one still works", err)
 		return
 	}
-	s.limiter.Success(ClientAddr(r))
+	s.limiter.Success(limit.Client(r.RemoteAddr))
 	s.log.Info("admin password changed", "user", se.User, "remote", r.RemoteAddr)
 	s.sessions.Clear()
 	nse := s.sessions.login(w, r, se.User, se.Proxy)

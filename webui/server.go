@@ -14,6 +14,7 @@ import (
 
 	"mailagent/appliance/agent"
 	"mailagent/appliance/config"
+	"mailagent/appliance/limit"
 	"mailagent/appliance/lograte"
 	"mailagent/board"
 )
@@ -90,7 +91,7 @@ var staticFS embed.FS
 type Server struct {
 	b        Backend
 	sessions *Sessions
-	limiter  *LoginLimiter
+	limiter  *limit.Attempts
 	setup    *SetupGate
 	log      *slog.Logger
 	now      func() time.Time
@@ -118,7 +119,7 @@ func New(o Options) (*Server, error) {
 	}
 	s.authLog.Now = s.now
 	s.sessions = NewSessions(SessionOptions{Now: s.now, Log: s.log})
-	s.limiter = NewLoginLimiter(LimiterOptions{Now: s.now})
+	s.limiter = limit.NewAttempts(limit.AttemptOptions{Now: s.now})
 	s.setup = NewSetupGate(o.SetupCode)
 	s.grants = newGrants(s.now)
 	sub, err := fs.Sub(staticFS, "static")
