@@ -22,6 +22,7 @@ import (
 	"mailagent/appliance/agent"
 	"mailagent/appliance/config"
 	"mailagent/appliance/ingest"
+	"mailagent/appliance/limit"
 	"mailagent/console"
 )
 
@@ -64,12 +65,8 @@ var cmdRun = &Command{
 			ln.Close()
 			return err
 		}
-		srv := &http.Server{
-			Handler:           page,
-			ReadHeaderTimeout: 10 * time.Second,
-			ReadTimeout:       time.Minute,
-			WriteTimeout:      3 * time.Minute, // a test mail may take two
-		}
+		srv, limited := webServer(page, ln, webLimits(), env.Log)
+		ln = limited
 		scheme := "http"
 		if web.tls != nil {
 			scheme = "https"
@@ -129,6 +126,60 @@ var cmdRun = &Command{
 			}
 		})
 	},
+}
+
+// maxHeaderBytes bounds a request's header on the web listener. Go's
+// default, 1 MiB, let 200 connections take the agent from 10 MB to 326 MB;
+// a browser sends 1 to 2 KiB, a proxy in front adds a few lines. Larger
+// headers get 431.
+const maxHeaderBytes = 16 << 10
+
+// httpLimits are the connection limits of the web listener.
+type httpLimits struct{ max, perClient int }
+
+// Descriptors the web listener leaves for everything else: the local
+// socket (32 clients), syslog TCP (16), files and SMTP.
+const fdReserve = 96
+
+// webLimits are the web listener's connection limits: 16 per client (a
+// browser opens 6), and 128 in all, fewer when RLIMIT_NOFILE is low: half
+// of what is left after fdReserve, so connections can never take every
+// file descriptor of the process.
+func webLimits() httpLimits {
+	l := httpLimits{max: 128, perClient: 16}
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil && rl.Cur < 1<<20 {
+		l.max = min(l.max, max(l.perClient, (int(rl.Cur)-fdReserve)/2))
+	}
+	return l
+}
+
+// webServer is the HTTP server of the page and the alarm endpoints on
+// ln, within the limits: a header of at most maxHeaderBytes, read within
+// 10 s; a request within a minute; a connection idle for a minute closed;
+// lim's connections, a quiet or idle one closed for room when a new one
+// comes (limit.Listener, told by ConnState which ones serve a request).
+// Serve it on the returned listener.
+func webServer(h http.Handler, ln net.Listener, lim httpLimits, log *slog.Logger) (*http.Server, *limit.Listener) {
+	limited := limit.Listen(ln, limit.ListenOptions{Name: "http", Max: lim.max, PerClient: lim.perClient, Log: log})
+	srv := &http.Server{
+		Handler:           h,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		WriteTimeout:      3 * time.Minute, // a test mail may take two
+		IdleTimeout:       time.Minute,
+		ConnState: func(c net.Conn, st http.ConnState) {
+			switch st {
+			case http.StateActive:
+				limited.Active(c)
+			case http.StateIdle:
+				limited.Idle(c)
+			}
+		},
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	return srv, limited
 }
 
 // applyMemoryLimit gives the Go runtime the board's soft memory limit

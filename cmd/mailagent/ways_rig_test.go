@@ -3,9 +3,7 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"mime/quotedprintable"
@@ -41,33 +39,6 @@ func freePort(t *testing.T, network string) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
-}
-
-// startAgent runs "mailagent run" in-process until the test ends.
-func startAgent(t *testing.T, data string) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	stdoutR, stdoutW := io.Pipe()
-	var stderr syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		code := run(ctx, []string{"--data", data, "run"}, strings.NewReader(""), stdoutW, &stderr)
-		stdoutW.Close()
-		done <- code
-	}()
-	sc := bufio.NewScanner(stdoutR)
-	for sc.Scan() {
-		if strings.HasPrefix(sc.Text(), "mailagent ") && strings.Contains(sc.Text(), "running on board") {
-			break
-		}
-	}
-	go io.Copy(io.Discard, stdoutR)
-	t.Cleanup(func() {
-		cancel()
-		if code := <-done; code != 0 {
-			t.Errorf("mailagent run: exit %d\n%s", code, stderr.String())
-		}
-	})
 }
 
 // waitBody waits for a mail to "to" whose decoded body contains every want.
