@@ -59,7 +59,17 @@ func (a *Agent) run(ctx context.Context, ready func(), h runHooks) error {
 	if st := sp.Stats(); st.Corrupt > 0 {
 		a.log.Warn("damaged spool records set aside", "count", st.Corrupt, "last", st.LastDamage)
 	}
-	ob := a.newOutbox(&c, sp)
+	usp, err := a.openSyslogSpool(&c)
+	if err != nil {
+		return err
+	}
+	if usp != nil {
+		defer usp.Close()
+		if st := usp.Stats(); st.Corrupt > 0 {
+			a.log.Warn("damaged spool records set aside", "spool", a.SyslogSpoolDir(), "count", st.Corrupt, "last", st.LastDamage)
+		}
+	}
+	ob := a.newOutbox(&c, sp, usp)
 	min, _ := alarm.ParseSeverity(c.Alarms.MinSeverity)
 	a.mu.Lock()
 	a.outbox, a.minSeverity = ob, min
@@ -77,7 +87,7 @@ func (a *Agent) run(ctx context.Context, ready func(), h runHooks) error {
 	s.SetControl(a.control)
 	if c.Syslog.ListenUDP != "" || c.Syslog.ListenTCP != "" {
 		smin, _ := alarm.ParseSeverity(c.Syslog.MinSeverity)
-		sl, err := ingest.ListenSyslog(ingest.SyslogOptions{UDP: c.Syslog.ListenUDP, TCP: c.Syslog.ListenTCP, MinSeverity: smin, Sink: a.Accept, Log: a.log})
+		sl, err := ingest.ListenSyslog(ingest.SyslogOptions{UDP: c.Syslog.ListenUDP, TCP: c.Syslog.ListenTCP, MinSeverity: smin, Sink: a.acceptUnauthenticated, Log: a.log})
 		if err != nil {
 			return fmt.Errorf("syslog: %w", err)
 		}
