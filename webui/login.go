@@ -3,6 +3,7 @@ package webui
 // The password login: POST /login.
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -79,7 +80,7 @@ func LoginHandler(o LoginOptions) http.Handler {
 			return
 		}
 		o.Limiter.Success(client)
-		se := o.Sessions.Login(w, r, AdminUser)
+		se := o.Sessions.login(w, r, AdminUser, false, sha256.Sum256([]byte(hash)))
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
 		json.NewEncoder(w).Encode(struct {
