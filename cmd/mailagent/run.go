@@ -109,6 +109,9 @@ var cmdRun = &Command{
 			} else {
 				fmt.Fprintf(env.Stdout, "alarms over HTTP: POST %s/alarm and /alertmanager (user %s)\n", base, user)
 			}
+			for _, n := range exposureNotes(&c) {
+				fmt.Fprintf(env.Stdout, "note: %s\n", n)
+			}
 			for _, w := range a.Warnings() {
 				fmt.Fprintf(env.Stdout, "warning: %s\n", w)
 			}
@@ -245,6 +248,48 @@ func webTLS(a *agent.Agent, c *config.Config) (webServing, error) {
 		return webServing{}, err
 	}
 	return webServing{tls: conf(cert.Certificate), certFile: cert.File, fingerprint: cert.Fingerprint}, nil
+}
+
+// exposureNotes say which listeners of c take connections on every
+// interface, the WAN side of a gateway too, and what to set instead. The
+// gateway and PBX boards listen so by default (http.listen ":8443"), so
+// that the page can be reached for the first setup; run says so at every
+// start.
+func exposureNotes(c *config.Config) []string {
+	var notes []string
+	for _, l := range []struct{ key, addr, what string }{
+		{"http.listen", c.HTTP.Listen, "the web page and the alarm endpoints listen"},
+		{"syslog.listen_udp", c.Syslog.ListenUDP, "syslog over UDP, which takes alarms without authentication, listens"},
+		{"syslog.listen_tcp", c.Syslog.ListenTCP, "syslog over TCP, which takes alarms without authentication, listens"},
+	} {
+		if l.addr != "" && everyInterface(l.addr) {
+			notes = append(notes, fmt.Sprintf("%s on every interface (%s %s), the WAN side too unless a firewall drops it; set %s to the LAN address (e.g. 192.168.1.1%s) to keep it there",
+				l.what, l.key, l.addr, l.key, portSuffix(l.addr)))
+		}
+	}
+	return notes
+}
+
+// everyInterface reports whether addr ("host:port") listens on every
+// interface: no host, 0.0.0.0 or ::.
+func everyInterface(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsUnspecified()
+}
+
+// portSuffix is ":port" of addr, "" without one.
+func portSuffix(addr string) string {
+	if _, port, err := net.SplitHostPort(addr); err == nil {
+		return ":" + port
+	}
+	return ""
 }
 
 // loopbackListen reports whether addr listens on a loopback address only.

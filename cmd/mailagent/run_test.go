@@ -162,3 +162,20 @@ alarm_password = "poster-password-1"
 		t.Errorf("the 17th connection of a client with 16 busy: %s, want it refused", got)
 	}
 }
+
+// TestExposureNotes: run says at start which listeners take connections on
+// every interface (the gateway's and PBX's default http.listen ":8443"),
+// and what to set instead; loopback and LAN addresses get no note.
+func TestExposureNotes(t *testing.T) {
+	var c config.Config
+	c.HTTP.Listen, c.Syslog.ListenUDP, c.Syslog.ListenTCP = ":8443", "0.0.0.0:514", "192.168.1.1:514"
+	notes := exposureNotes(&c)
+	if len(notes) != 2 || !strings.Contains(notes[0], "http.listen :8443") || !strings.Contains(notes[0], "192.168.1.1:8443") ||
+		!strings.Contains(notes[1], "syslog.listen_udp 0.0.0.0:514") {
+		t.Errorf("notes for :8443, 0.0.0.0:514 and 192.168.1.1:514 = %q, want the first two, each with what to set", notes)
+	}
+	c.HTTP.Listen, c.Syslog.ListenUDP, c.Syslog.ListenTCP = "127.0.0.1:8080", "[::]:514", ""
+	if notes := exposureNotes(&c); len(notes) != 1 || !strings.Contains(notes[0], "[::]:514") {
+		t.Errorf("notes for 127.0.0.1:8080 and [::]:514 = %q, want one for syslog", notes)
+	}
+}
