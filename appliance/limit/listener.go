@@ -22,6 +22,10 @@ const (
 	maxBackoff = time.Second
 )
 
+// roomWait is how long a new connection waits for room when the listener
+// is full of busy connections.
+const roomWait = 5 * time.Second
+
 // logEvery spaces the log lines about refused and evicted connections and
 // failed accepts.
 const logEvery = 10 * time.Second
@@ -62,9 +66,12 @@ type ListenStats struct {
 // nothing: first one that has not sent anything yet (quiet), then the one
 // idle longest, from the same client when that client is at its limit,
 // else from the client holding the most connections. A connection the
-// server marks Active (serving a request) is never closed for room; when
-// every candidate is active, the new connection is refused (closed at
-// once). A connection counts until it is closed.
+// server marks Active (serving a request) is never closed for room. A
+// client whose connections are all active is refused its next one (closed
+// at once); when the whole listener is busy, the new connection waits up to
+// 5 s for one to end or fall idle (Accept waits with it, as the others
+// could not get in either), and is refused after that. A connection
+// counts until it is closed.
 //
 // Accept never gives up while the listener is open: after an error of the
 // listener below (EMFILE, ENFILE, ECONNABORTED, …) it pauses, 5 ms
@@ -81,9 +88,10 @@ type Listener struct {
 	done chan struct{}
 	once sync.Once
 
-	mu     sync.Mutex
-	conns  map[*conn]struct{}
-	client map[netip.Addr]int
+	mu      sync.Mutex
+	conns   map[*conn]struct{}
+	client  map[netip.Addr]int
+	changed chan struct{} // closed, and made anew, when room may have come
 
 	accepted, evicted, refused, acceptErrors atomic.Uint64
 	roomLog, errLog                          lograte.Limiter
@@ -95,7 +103,7 @@ func Listen(ln net.Listener, o ListenOptions) *Listener {
 		o.Max = 1
 	}
 	l := &Listener{ln: ln, o: o, log: o.Log, now: o.Now, done: make(chan struct{}),
-		conns: make(map[*conn]struct{}), client: make(map[netip.Addr]int)}
+		conns: make(map[*conn]struct{}), client: make(map[netip.Addr]int), changed: make(chan struct{})}
 	if l.log == nil {
 		l.log = slog.New(slog.DiscardHandler)
 	}
@@ -171,45 +179,82 @@ func (l *Listener) Accept() (net.Conn, error) {
 // admit counts c in, making room if needed; nil when c was refused.
 func (l *Listener) admit(c net.Conn) *conn {
 	lc := &conn{Conn: c, l: l, client: ClientOf(c.RemoteAddr()), state: quiet, since: l.now()}
-	l.mu.Lock()
-	if l.isClosed() {
+	var wait <-chan time.Time
+	timedOut := false
+	for {
+		l.mu.Lock()
+		if l.isClosed() {
+			l.mu.Unlock()
+			c.Close()
+			return nil
+		}
+		room, victim, waitable := l.roomLocked(lc.client)
+		if room || victim != nil {
+			if victim != nil {
+				l.removeLocked(victim)
+			}
+			l.conns[lc] = struct{}{}
+			l.client[lc.client]++
+			l.mu.Unlock()
+			if victim != nil {
+				l.evict(victim, c)
+			}
+			return lc
+		}
+		if !waitable || timedOut {
+			l.mu.Unlock()
+			l.refuse(c)
+			return nil
+		}
+		changed := l.changed
 		l.mu.Unlock()
-		c.Close()
-		return nil
+		if wait == nil {
+			t := time.NewTimer(roomWait)
+			defer t.Stop()
+			wait = t.C
+		}
+		select {
+		case <-changed:
+		case <-wait:
+			timedOut = true
+		case <-l.done:
+			c.Close()
+			return nil
+		}
 	}
-	var victim *conn
-	full := false
+}
+
+// roomLocked says whether a new connection of client fits, else which
+// connection to close for it; waitable when neither and the whole
+// listener, not the client, is full: room may come.
+func (l *Listener) roomLocked(client netip.Addr) (room bool, victim *conn, waitable bool) {
 	switch {
-	case l.o.PerClient > 0 && l.client[lc.client] >= l.o.PerClient:
-		full, victim = true, l.victimLocked(lc.client, true)
+	case l.o.PerClient > 0 && l.client[client] >= l.o.PerClient:
+		return false, l.victimLocked(client, true), false
 	case len(l.conns) >= l.o.Max:
-		full, victim = true, l.victimLocked(netip.Addr{}, false)
+		return false, l.victimLocked(netip.Addr{}, false), true
 	}
-	if full && victim == nil {
-		l.mu.Unlock()
-		c.Close()
-		l.refused.Add(1)
-		if ok, held := l.roomLog.Allow(); ok {
-			l.log.Warn("connection refused: every open one is busy", "listener", l.o.Name, "peer", c.RemoteAddr().String(),
-				"max", l.o.Max, "per_client", l.o.PerClient, "refused_total", l.refused.Load(), "evicted_total", l.evicted.Load(), "not_logged", held)
-		}
-		return nil
+	return true, nil, false
+}
+
+// evict closes victim to make room for c.
+func (l *Listener) evict(victim *conn, c net.Conn) {
+	victim.Close()
+	l.evicted.Add(1)
+	if ok, held := l.roomLog.Allow(); ok {
+		l.log.Info("connection closed to make room", "listener", l.o.Name, "closed_peer", victim.RemoteAddr().String(),
+			"new_peer", c.RemoteAddr().String(), "evicted_total", l.evicted.Load(), "not_logged", held)
 	}
-	if victim != nil {
-		l.removeLocked(victim)
+}
+
+// refuse closes c: there is no room for it.
+func (l *Listener) refuse(c net.Conn) {
+	c.Close()
+	l.refused.Add(1)
+	if ok, held := l.roomLog.Allow(); ok {
+		l.log.Warn("connection refused: every open one is busy", "listener", l.o.Name, "peer", c.RemoteAddr().String(),
+			"max", l.o.Max, "per_client", l.o.PerClient, "refused_total", l.refused.Load(), "evicted_total", l.evicted.Load(), "not_logged", held)
 	}
-	l.conns[lc] = struct{}{}
-	l.client[lc.client]++
-	l.mu.Unlock()
-	if victim != nil {
-		victim.Close()
-		l.evicted.Add(1)
-		if ok, held := l.roomLog.Allow(); ok {
-			l.log.Info("connection closed to make room", "listener", l.o.Name, "closed_peer", victim.RemoteAddr().String(),
-				"new_peer", c.RemoteAddr().String(), "evicted_total", l.evicted.Load(), "not_logged", held)
-		}
-	}
-	return lc
 }
 
 // victimLocked picks the connection to close for room: of client when
@@ -253,6 +298,13 @@ func (l *Listener) removeLocked(c *conn) {
 	if l.client[c.client]--; l.client[c.client] <= 0 {
 		delete(l.client, c.client)
 	}
+	l.changedLocked()
+}
+
+// changedLocked wakes an admit waiting for room.
+func (l *Listener) changedLocked() {
+	close(l.changed)
+	l.changed = make(chan struct{})
 }
 
 // own finds the connection of l that c is or wraps (a *tls.Conn, through
@@ -288,6 +340,7 @@ func (l *Listener) mark(c net.Conn, state int) {
 		lc.state = state
 		if state == idle {
 			lc.since = l.now()
+			l.changedLocked()
 		}
 	}
 	l.mu.Unlock()

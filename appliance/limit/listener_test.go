@@ -247,3 +247,40 @@ func TestListenerMarksThroughWrappers(t *testing.T) {
 		}
 	})
 }
+
+// TestListenerWaitsForRoom: when every connection of a full listener is
+// busy, a new one waits for one to end or fall idle, up to roomWait, and
+// is refused after that.
+func TestListenerWaitsForRoom(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, ListenOptions{Max: 2})
+		l := h.l
+		la, lb := h.offer(newConn("192.0.2.1")), h.offer(newConn("192.0.2.2"))
+		l.Active(la)
+		l.Active(lb)
+		c := newConn("192.0.2.3")
+		if lc := h.offer(c); lc != nil || c.isClosed() {
+			t.Fatalf("a connection to a full, busy listener: handed out %v, closed %v; want it waiting", lc != nil, c.isClosed())
+		}
+		la.Close() // a request ends, and its connection with it
+		synctest.Wait()
+		var lc net.Conn
+		select {
+		case lc = <-h.out:
+		default:
+			t.Fatal("the waiting connection was not handed out once another closed")
+		}
+		// Again, until the wait runs out.
+		l.Active(lc)
+		d := newConn("192.0.2.4")
+		h.offer(d)
+		time.Sleep(roomWait)
+		synctest.Wait()
+		if !d.isClosed() {
+			t.Errorf("a connection that waited %v for room is not refused", roomWait)
+		}
+		if st := l.Stats(); st.Refused != 1 || st.Evicted != 0 {
+			t.Errorf("stats = %+v, want 1 refused, none evicted", st)
+		}
+	})
+}
