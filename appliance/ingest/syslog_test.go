@@ -445,8 +445,8 @@ func TestSyslogQuietConnectionsDoNotKeepSendersOut(t *testing.T) {
 }
 
 // TestSyslogBusyConnectionsKept: a connection handing a message to the
-// sink is never closed for room; with every slot busy a new connection is
-// refused, and once the sink answers it is served again.
+// sink is never closed for room; a client whose every slot is busy is
+// refused a new connection, and once the sink answers it is served again.
 func TestSyslogBusyConnectionsKept(t *testing.T) {
 	release := make(chan struct{})
 	entered := make(chan struct{}, 1)
@@ -462,7 +462,7 @@ func TestSyslogBusyConnectionsKept(t *testing.T) {
 		mu.Unlock()
 		return nil
 	}
-	s, logs := newSyslogForTest(t, SyslogOptions{TCP: "127.0.0.1:0", Sink: sink, MaxConns: 1})
+	s, logs := newSyslogForTest(t, SyslogOptions{TCP: "127.0.0.1:0", Sink: sink, MaxConns: 1, MaxConnsPerClient: 1})
 	a := dialTCP(t, s)
 	io.WriteString(a, "<27>Nov 24 11:32:49 vm slow: first\n")
 	<-entered
