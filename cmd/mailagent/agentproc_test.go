@@ -7,8 +7,6 @@ package main
 
 import (
 	"bytes"
-	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -107,14 +105,4 @@ func (p *agentProcess) waitFor(t *testing.T, s string, n int) {
 			t.Fatalf("the agent did not say %q %d times in a minute", s, n)
 		}
 	}
-}
-
-// openFDs counts the file descriptors the process has open.
-func openFDs(t *testing.T, pid int) int {
-	t.Helper()
-	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
 }

@@ -136,3 +136,13 @@ listen_tcp = %q
 		t.Errorf("mailagent alarm after the burst: %q, want it taken by the agent", out)
 	}
 }
+
+// openFDs counts the file descriptors the process has open.
+func openFDs(t *testing.T, pid int) int {
+	t.Helper()
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
