@@ -276,15 +276,9 @@ func (s *Server) apiSetConfig(w http.ResponseWriter, r *http.Request) {
 	cur := s.b.PasswordHash()
 	authorized := cur == "" && se.Proxy // nothing to ask, as for /api/passwd
 	if req.Password != "" && !authorized {
-		if s.limited(w, r) {
+		if !s.passwordAgain(w, r, cur, req.Password, "password", "nothing was saved: wrong password") {
 			return
 		}
-		if !agent.CheckPassword(cur, req.Password) {
-			s.log.Warn("configuration change with a wrong password", "remote", r.RemoteAddr)
-			writeJSON(w, http.StatusForbidden, apiError{Error: "nothing was saved: wrong password", Errors: map[string]string{"password": "wrong password"}})
-			return
-		}
-		s.limiter.Success(limit.Client(r.RemoteAddr))
 		authorized = true
 	}
 	board := s.b.Board()
@@ -336,6 +330,23 @@ func (s *Server) apiSetConfig(w http.ResponseWriter, r *http.Request) {
 		Saved    bool               `json:"saved"`
 		Problems []agent.KeyProblem `json:"problems,omitempty"`
 	}{true, remaining})
+}
+
+// passwordAgain checks the admin password a request carries for a change
+// that needs it again (given, in the form's field), against the hash cur,
+// counted by the login limiter. It answers 429 or 403 with refused and
+// returns false when it is not right.
+func (s *Server) passwordAgain(w http.ResponseWriter, r *http.Request, cur, given, field, refused string) bool {
+	if s.limited(w, r) {
+		return false
+	}
+	if !agent.CheckPassword(cur, given) {
+		s.log.Warn("admin password wrong", "path", r.URL.Path, "remote", r.RemoteAddr)
+		writeJSON(w, http.StatusForbidden, apiError{Error: refused, Errors: map[string]string{field: "wrong password"}})
+		return false
+	}
+	s.limiter.Success(limit.Client(r.RemoteAddr))
+	return true
 }
 
 // apiFail logs err and answers msg with the backend's hint; err.Error()
@@ -519,12 +530,7 @@ func (s *Server) apiPasswd(w http.ResponseWriter, r *http.Request) {
 	}
 	se := mustSession(r)
 	if cur := s.b.PasswordHash(); cur != "" || !se.Proxy {
-		if s.limited(w, r) {
-			return
-		}
-		if !agent.CheckPassword(cur, req.Old) {
-			s.log.Warn("password change with a wrong password", "remote", r.RemoteAddr)
-			writeJSON(w, http.StatusForbidden, apiError{Error: "the password was not changed", Errors: map[string]string{"old": "wrong password"}})
+		if !s.passwordAgain(w, r, cur, req.Old, "old", "the password was not changed") {
 			return
 		}
 	}

@@ -196,7 +196,8 @@ type QueueStatus struct {
 	NewestBad string
 }
 
-// Queue reads the persistent queue.
+// Queue reads the persistent queues: the spool and, if there is one, the
+// syslog alarms' spool.
 func (a *Agent) Queue() (QueueStatus, error) {
 	c := a.Config()
 	sp, err := a.openSpool(&c)
@@ -204,35 +205,38 @@ func (a *Agent) Queue() (QueueStatus, error) {
 		return QueueStatus{}, err
 	}
 	defer sp.Close()
-	entries, err := sp.List()
-	if err != nil {
-		return QueueStatus{}, err
-	}
-	st := sp.Stats()
-	q := QueueStatus{Dropped: st.Drops, Corrupt: st.Corrupt, LastDamage: st.LastDamage, SetAside: st.SetAside, NewestBad: st.NewestBad}
-	for _, e := range entries {
-		q.Spooled = append(q.Spooled, e.Alarm)
-	}
-	// The syslog alarms' queue, if there is one.
+	spools := []*spool.Spool{sp}
 	if _, err := os.Stat(a.SyslogSpoolDir()); err == nil {
 		usp, err := spool.Open(a.SyslogSpoolDir(), spool.Options{Max: syslogSpoolEntries})
 		if err != nil {
 			return QueueStatus{}, err
 		}
 		defer usp.Close()
-		entries, err := usp.List()
+		spools = append(spools, usp)
+	}
+	var q QueueStatus
+	for _, sp := range spools {
+		entries, err := sp.List()
 		if err != nil {
 			return QueueStatus{}, err
 		}
-		ust := usp.Stats()
-		for i := range q.Dropped {
-			q.Dropped[i] += ust.Drops[i]
-		}
-		q.Corrupt += ust.Corrupt
-		q.SetAside += ust.SetAside
 		for _, e := range entries {
 			q.Spooled = append(q.Spooled, e.Alarm)
 		}
+		st := sp.Stats()
+		for i := range q.Dropped {
+			q.Dropped[i] += st.Drops[i]
+		}
+		q.Corrupt += st.Corrupt
+		q.SetAside += st.SetAside
+		if st.LastDamage != "" {
+			q.LastDamage = st.LastDamage
+		}
+		if st.NewestBad != "" {
+			q.NewestBad = st.NewestBad
+		}
+	}
+	if len(spools) > 1 { // one list, oldest first
 		slices.SortStableFunc(q.Spooled, func(x, y alarm.Alarm) int { return x.Time.Compare(y.Time) })
 	}
 	return q, nil

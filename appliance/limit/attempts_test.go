@@ -2,29 +2,16 @@ package limit
 
 import (
 	"net/netip"
-	"sync"
 	"testing"
 	"time"
 )
 
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// clock is a time the test moves by hand, from one goroutine.
+type clock struct{ t time.Time }
 
-func newClock() *fakeClock { return &fakeClock{t: time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)} }
+func newClock() *clock { return &clock{t: time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)} }
 
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func (c *clock) Now() time.Time { return c.t }
 
 func TestAttemptsBounded(t *testing.T) {
 	clock := newClock()
@@ -63,7 +50,7 @@ func TestAttemptsRefill(t *testing.T) {
 	if ok || RetryAfter(wait) != 60 {
 		t.Fatalf("try %d = %v, wait %v; want refused for 60 s", DefaultBurst+1, ok, wait)
 	}
-	clock.Advance(DefaultRefill)
+	clock.t = clock.t.Add(DefaultRefill)
 	if ok, _ := l.Take(c); !ok {
 		t.Error("no try back after a minute")
 	}

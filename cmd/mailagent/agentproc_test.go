@@ -7,6 +7,8 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"net"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -105,4 +107,45 @@ func (p *agentProcess) waitFor(t *testing.T, s string, n int) {
 			t.Fatalf("the agent did not say %q %d times in a minute", s, n)
 		}
 	}
+}
+
+// freePort returns a port on 127.0.0.1 that was free a moment ago.
+func freePort(t *testing.T, network string) int {
+	t.Helper()
+	if network == "udp" {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.LocalAddr().(*net.UDPAddr).Port
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// agentConfig writes mailagent.toml for an agent that listens, and is
+// measured or starved, but sends no mail: the page on addr, syslog on udp
+// and tcp where set, and an SMTP server that is never reached (the digest
+// window holds every alarm for 30 s, and nothing listens there).
+func agentConfig(t *testing.T, data, addr, udp, tcp string) {
+	t.Helper()
+	doc := fmt.Sprintf(`[mail]
+from = "alarm@example.test"
+to = ["ops@example.test"]
+[smtp]
+host = "127.0.0.1"
+port = %d
+tls = "none"
+[http]
+listen = %q
+[syslog]
+listen_udp = %q
+listen_tcp = %q
+`, closedPort(t), addr, udp, tcp)
+	writeConfig(t, data, doc)
 }

@@ -36,19 +36,7 @@ func TestFDBurst(t *testing.T) {
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
 	udpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t, "udp"))
 	tcpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
-	writeConfig(t, data, fmt.Sprintf(`[mail]
-from = "alarm@example.test"
-to = ["ops@example.test"]
-[smtp]
-host = "127.0.0.1"
-port = %d
-tls = "none"
-[http]
-listen = %q
-[syslog]
-listen_udp = %q
-listen_tcp = %q
-`, closedPort(t), httpAddr, udpAddr, tcpAddr))
+	agentConfig(t, data, httpAddr, udpAddr, tcpAddr)
 	p := startAgentProcess(t, bin, data, "prlimit", "--nofile=256:256")
 	limits, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", p.pid))
 	if err != nil || !strings.Contains(strings.Join(strings.Fields(string(limits)), " "), "Max open files 256 256") {

@@ -22,27 +22,6 @@ import (
 	"mailagent/board"
 )
 
-// floodConfig is mailagent.toml for the flood measurements: the page on
-// addr, syslog UDP on udp if set, and an SMTP server that is never
-// reached (the digest window holds every alarm for 30 s).
-func floodConfig(t *testing.T, data, addr, udp string) {
-	t.Helper()
-	doc := fmt.Sprintf(`[mail]
-from = "alarm@example.test"
-to = ["ops@example.test"]
-[smtp]
-host = "127.0.0.1"
-port = %d
-tls = "none"
-[http]
-listen = %q
-`, closedPort(t), addr)
-	if udp != "" {
-		doc += fmt.Sprintf("[syslog]\nlisten_udp = %q\n", udp)
-	}
-	writeConfig(t, data, doc)
-}
-
 // TestHeaderFlood: 200 connections from 200 addresses each send 1 MiB of
 // request header at once to the agent on the host board, running as its
 // own process. It reports the agent's peak resident memory against the
@@ -60,7 +39,7 @@ func TestHeaderFlood(t *testing.T) {
 	bin := buildAgent(t)
 	data := t.TempDir()
 	addr := fmt.Sprintf("127.0.0.1:%d", closedPort(t))
-	floodConfig(t, data, addr, "")
+	agentConfig(t, data, addr, "", "")
 	p := startAgentProcess(t, bin, data)
 	before := procStatus(t, p.pid, "VmRSS")
 
@@ -136,8 +115,8 @@ func TestUDPFlood(t *testing.T) {
 	const budget = 1 << 20
 	bin := buildAgent(t)
 	data := t.TempDir()
-	udp := fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t))
-	floodConfig(t, data, fmt.Sprintf("127.0.0.1:%d", closedPort(t)), udp)
+	udp := fmt.Sprintf("127.0.0.1:%d", freePort(t, "udp"))
+	agentConfig(t, data, fmt.Sprintf("127.0.0.1:%d", closedPort(t)), udp, "")
 	p := startAgentProcess(t, bin, data)
 	for i := range authenticated {
 		if out, err := exec.Command(bin, "--data", data, "alarm", "--severity", "major", "--code", fmt.Sprintf("AUTH-%d", i), "raised on the box").CombinedOutput(); err != nil || !strings.Contains(string(out), "taken") {
@@ -190,15 +169,4 @@ func TestUDPFlood(t *testing.T) {
 	if written > budget {
 		t.Errorf("the flood had the agent write %d bytes, budget %d", written, budget)
 	}
-}
-
-// freeUDPPort is a UDP port on 127.0.0.1 that was free a moment ago.
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
 }
