@@ -6,7 +6,14 @@
 // client, answered by one line: "ok" once the sink has taken the alarm, or
 // "error: <reason>" when it has not. A client that gets no "ok" must treat
 // the alarm as not taken. A line {"op":"NAME"} instead asks the agent
-// something (status, flush); it is answered "ok <JSON>" or "error: …".
+// something (status, flush); it is answered "ok <JSON>" or "error: …". The
+// alarm is read as POST /alarm reads JSON, control characters cleaned out.
+// Clients (Send, Ask) trust only a socket served by their own user or root
+// (SO_PEERCRED).
+//
+// Every listener here is a limit.Listener: bounded connections, the quiet
+// ones closed first for room, and an accept loop that pauses after an
+// error (out of file descriptors) instead of ending.
 package ingest
 
 import (
