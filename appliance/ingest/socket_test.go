@@ -149,31 +149,12 @@ func TestSocketControl(t *testing.T) {
 	}
 }
 
-// collect is a sink that keeps what it takes.
-type collect struct {
-	mu sync.Mutex
-	as []alarm.Alarm
-}
-
-func (c *collect) take(_ context.Context, a alarm.Alarm) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.as = append(c.as, a)
-	return nil
-}
-
-func (c *collect) alarms() []alarm.Alarm {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]alarm.Alarm(nil), c.as...)
-}
-
 // TestSocketCleansAlarms: an alarm from the socket is cleaned as POST
 // /alarm cleans one (alarm.ParseJSON): ESC, NUL and the other control
 // characters never reach a mail body or a terminal; text keeps its
 // newlines and tabs.
 func TestSocketCleansAlarms(t *testing.T) {
-	sink := new(collect)
+	sink := new(fakeSink)
 	path := newForTest(t, sink.take)
 	a := alarm.Alarm{Severity: alarm.Major, Code: "DISK", Source: "sd\x1b[31ma\x00",
 		Text:    "line 1\x1b]0;owned\x07\nline\t2\x00\x7f\r\n",
@@ -214,7 +195,7 @@ func highestFD(t *testing.T) int {
 // HTTP connections, "mailagent alarm" fell back to the spool forever and
 // status said the agent was not running).
 func TestSocketSurvivesEMFILE(t *testing.T) {
-	sink := new(collect)
+	sink := new(fakeSink)
 	path, logs := serveSocketForTest(t, sink.take)
 
 	var old syscall.Rlimit
@@ -333,7 +314,7 @@ func TestSendRefusesAnotherUser(t *testing.T) {
 	if os.Geteuid() == 0 {
 		impostor(t, dir, path)
 	} else {
-		sink := new(collect)
+		sink := new(fakeSink)
 		s, err := ListenSocket(path, sink.take, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
