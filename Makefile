@@ -61,13 +61,15 @@ fuzz: ## Run every fuzz target for FUZZTIME executions (default 20000x)
 		$(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) $$pkg; \
 	done
 
-bench: ## Budgets: binary sizes and what the page adds, page weight, a 10,000-alarm storm, idle costs (root)
+bench: ## Budgets: binary sizes and what the page adds, page weight, a 10,000-alarm storm, idle costs, a header flood, a UDP flood (root)
 	@sh scripts/cross.sh build
 	@sh scripts/cross.sh build/nopage nopage linux/arm/7
 	@sh scripts/size.sh build
 	@MAILAGENT_PAGE_RESULT=$(CURDIR)/build/page.txt $(GO) test -tags rig -count=1 -run '^TestPageWeight$$' ./cmd/mailagent >/dev/null && cat build/page.txt
 	@MAILAGENT_STORM_RESULT=$(CURDIR)/build/storm.txt $(GO) test -tags rig -count=1 -run '^TestStorm$$' ./cmd/mailagent >/dev/null && cat build/storm.txt
 	@MAILAGENT_IDLE_RESULT=$(CURDIR)/build/idle.txt $(GO) test -tags bench -count=1 -run '^TestIdle$$' ./cmd/mailagent >build/idle.log || { cat build/idle.log; exit 1; }; cat build/idle.txt
+	@MAILAGENT_HEADERS_RESULT=$(CURDIR)/build/headers.txt $(GO) test -tags bench -count=1 -run '^TestHeaderFlood$$' ./cmd/mailagent >build/headers.log || { cat build/headers.log; exit 1; }; cat build/headers.txt
+	@MAILAGENT_UDP_RESULT=$(CURDIR)/build/udpflood.txt $(GO) test -tags bench -count=1 -run '^TestUDPFlood$$' ./cmd/mailagent >build/udpflood.log || { cat build/udpflood.log; exit 1; }; cat build/udpflood.txt
 
 check: ## gofmt, go vet, staticcheck and govulncheck
 	@test -z "$$(gofmt -l .)" || { echo "gofmt would change:"; gofmt -l .; exit 1; }

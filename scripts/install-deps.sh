@@ -8,7 +8,9 @@
 #                                    which every Debian system has
 #   ca-certificates                  system roots
 #   qemu-user                        running ARM builds (qemu-arm ./binary)
-#   util-linux                       setsid and friends
+#   util-linux                       setsid, and prlimit, which runs the
+#                                    agent with 256 file descriptors in
+#                                    TestFDBurst
 #   bsdutils                         logger, to send syslog to the agent
 #   prometheus-alertmanager          a real Alertmanager posting webhooks
 #   chromium, fonts-dejavu-core      headless Chromium for the browser tests

@@ -2,6 +2,7 @@ package webui
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 
 	"mailagent/appliance/agent"
 	"mailagent/appliance/config"
+	"mailagent/appliance/limit"
 )
 
 // MaxAPIBody is the largest JSON body the API reads (a PEM key fits).
@@ -221,10 +223,37 @@ var (
 type configChange struct {
 	Set   map[string]string `json:"set"`
 	Unset []string          `json:"unset"`
+	// Password is the admin password, which a change of an access key
+	// needs.
+	Password string `json:"password,omitempty"`
 }
 
 // errBadConfig stops UpdateConfig; the problems are in the caller's map.
 var errBadConfig = errors.New("the configuration has problems")
+
+// errNeedPassword stops UpdateConfig: the change touches access keys and
+// the request does not carry the password.
+var errNeedPassword = errors.New("the change needs the admin password")
+
+// AccessKeys are the keys whose change lets more people or places reach
+// the box: who logs in without a password (trust_proxy), where the page and
+// syslog listen, the names the page answers to, its certificate, the
+// console. Changing one from the page needs the admin password again, so a
+// session someone took over (an unlocked browser, a stolen cookie) cannot
+// open a way in for after it ends.
+var AccessKeys = []string{"http.trust_proxy", "http.listen", "http.base_url", "http.tls_cert", "http.tls_key",
+	"syslog.listen_udp", "syslog.listen_tcp", "console.port", "console.require_login"}
+
+// accessValues are c's values of AccessKeys.
+func accessValues(c *config.Config) []string {
+	vals := make([]string, len(AccessKeys))
+	for i, name := range AccessKeys {
+		if k, err := config.LookupKey(name); err == nil {
+			vals[i] = k.Get(c)
+		}
+	}
+	return vals
+}
 
 // apiSetConfig is POST /api/config: set and unset keys, judge the change
 // (config.Change, as the console's commit and "mailagent config set" do),
@@ -234,16 +263,30 @@ var errBadConfig = errors.New("the configuration has problems")
 // wrong value of a key of the request or one the change brings to another
 // key, and a needed value the change takes away. Keys still to be filled
 // in and problems the configuration had before do not block it; the
-// answer lists them.
+// answer lists them. A change of an access key (AccessKeys) needs the
+// admin password in "password" (while one is set, or for a session the
+// password opened): 403 with errors.password and nothing written without
+// it, 403 with the wrong one, counted by the login limiter.
 func (s *Server) apiSetConfig(w http.ResponseWriter, r *http.Request) {
 	var req configChange
 	if !readJSON(w, r, &req) {
 		return
 	}
+	se := mustSession(r)
+	cur := s.b.PasswordHash()
+	authorized := cur == "" && se.Proxy // nothing to ask, as for /api/passwd
+	if req.Password != "" && !authorized {
+		if !s.passwordAgain(w, r, cur, req.Password, "password", "nothing was saved: wrong password") {
+			return
+		}
+		authorized = true
+	}
 	board := s.b.Board()
 	var errs map[string]string
 	var remaining []agent.KeyProblem
+	var needs []string
 	err := s.b.UpdateConfig(func(c *config.Config) error {
+		before := accessValues(c)
 		var rest config.Problems
 		errs, rest = config.Change{Set: req.Set, Unset: req.Unset, Refuse: func(name string) string {
 			if hiddenKeys[name] {
@@ -257,9 +300,24 @@ func (s *Server) apiSetConfig(w http.ResponseWriter, r *http.Request) {
 		if len(errs) > 0 {
 			return errBadConfig
 		}
+		needs = nil
+		for i, v := range accessValues(c) {
+			if v != before[i] {
+				needs = append(needs, AccessKeys[i])
+			}
+		}
+		if len(needs) > 0 && !authorized {
+			return errNeedPassword
+		}
 		return nil
 	})
 	switch {
+	case errors.Is(err, errNeedPassword):
+		msg := "enter the admin password to change " + strings.Join(needs, ", ")
+		writeJSON(w, http.StatusForbidden, apiError{Error: "nothing was saved: " + msg,
+			Hint:   "these keys decide who can reach the box; the page asks for the password again before it changes them",
+			Errors: map[string]string{"password": msg}})
+		return
 	case errors.Is(err, errBadConfig):
 		writeJSON(w, http.StatusBadRequest, apiError{Error: "nothing was saved: fix the fields marked", Errors: errs})
 		return
@@ -267,11 +325,28 @@ func (s *Server) apiSetConfig(w http.ResponseWriter, r *http.Request) {
 		s.apiFail(w, http.StatusInternalServerError, "the configuration could not be saved; nothing was changed", err)
 		return
 	}
-	s.log.Info("configuration changed from the web page", "keys", len(req.Set)+len(req.Unset))
+	s.log.Info("configuration changed from the web page", "keys", len(req.Set)+len(req.Unset), "access_keys", needs)
 	writeJSON(w, http.StatusOK, struct {
 		Saved    bool               `json:"saved"`
 		Problems []agent.KeyProblem `json:"problems,omitempty"`
 	}{true, remaining})
+}
+
+// passwordAgain checks the admin password a request carries for a change
+// that needs it again (given, in the form's field), against the hash cur,
+// counted by the login limiter. It answers 429 or 403 with refused and
+// returns false when it is not right.
+func (s *Server) passwordAgain(w http.ResponseWriter, r *http.Request, cur, given, field, refused string) bool {
+	if s.limited(w, r) {
+		return false
+	}
+	if !agent.CheckPassword(cur, given) {
+		s.log.Warn("admin password wrong", "path", r.URL.Path, "remote", r.RemoteAddr)
+		writeJSON(w, http.StatusForbidden, apiError{Error: refused, Errors: map[string]string{field: "wrong password"}})
+		return false
+	}
+	s.limiter.Success(limit.Client(r.RemoteAddr))
+	return true
 }
 
 // apiFail logs err and answers msg with the backend's hint; err.Error()
@@ -455,12 +530,7 @@ func (s *Server) apiPasswd(w http.ResponseWriter, r *http.Request) {
 	}
 	se := mustSession(r)
 	if cur := s.b.PasswordHash(); cur != "" || !se.Proxy {
-		if s.limited(w, r) {
-			return
-		}
-		if !agent.CheckPassword(cur, req.Old) {
-			s.log.Warn("password change with a wrong password", "remote", r.RemoteAddr)
-			writeJSON(w, http.StatusForbidden, apiError{Error: "the password was not changed", Errors: map[string]string{"old": "wrong password"}})
+		if !s.passwordAgain(w, r, cur, req.Old, "old", "the password was not changed") {
 			return
 		}
 	}
@@ -477,10 +547,10 @@ func (s *Server) apiPasswd(w http.ResponseWriter, r *http.Request) {
 		s.apiFail(w, http.StatusInternalServerError, "the password could not be saved; the old one still works", err)
 		return
 	}
-	s.limiter.Success(ClientAddr(r))
+	s.limiter.Success(limit.Client(r.RemoteAddr))
 	s.log.Info("admin password changed", "user", se.User, "remote", r.RemoteAddr)
 	s.sessions.Clear()
-	nse := s.sessions.login(w, r, se.User, se.Proxy)
+	nse := s.sessions.login(w, r, se.User, se.Proxy, sha256.Sum256([]byte(hash)))
 	writeJSON(w, http.StatusOK, struct {
 		CSRF string `json:"csrf"`
 	}{nse.CSRF})

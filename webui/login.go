@@ -3,13 +3,14 @@ package webui
 // The password login: POST /login.
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strconv"
-	"time"
 
 	"mailagent/appliance/agent"
+	"mailagent/appliance/limit"
 )
 
 // AdminUser is the session user of a password login.
@@ -20,7 +21,7 @@ type LoginOptions struct {
 	// Sessions receives the new session. It must be set.
 	Sessions *Sessions
 	// Limiter limits failed logins per client. It must be set.
-	Limiter *LoginLimiter
+	Limiter *limit.Attempts
 	// PasswordHash returns the current admin password hash ([admin]
 	// password_hash revealed), "" while none is set. It must be set.
 	PasswordHash func() string
@@ -34,7 +35,7 @@ type LoginOptions struct {
 //   - 200 with {"csrf": token} and the session cookie when it matches;
 //   - 401 with {"error": …} when it does not, or while no password is set;
 //   - 429 with Retry-After (seconds) once the client failed too often
-//     (LoginLimiter); a success resets the count.
+//     (limit.Attempts); a success resets the count.
 //
 // Other methods get 405. The password never appears in an answer or a log
 // line.
@@ -50,10 +51,9 @@ func LoginHandler(o LoginOptions) http.Handler {
 			writeJSONError(w, http.StatusMethodNotAllowed, "use POST")
 			return
 		}
-		client := ClientAddr(r)
+		client := limit.Client(r.RemoteAddr)
 		if ok, wait := o.Limiter.Take(client); !ok {
-			secs := int((wait + time.Second - 1) / time.Second)
-			w.Header().Set("Retry-After", strconv.Itoa(max(1, secs)))
+			w.Header().Set("Retry-After", strconv.Itoa(limit.RetryAfter(wait)))
 			writeJSONError(w, http.StatusTooManyRequests, "too many failed logins; try again later")
 			return
 		}
@@ -80,7 +80,7 @@ func LoginHandler(o LoginOptions) http.Handler {
 			return
 		}
 		o.Limiter.Success(client)
-		se := o.Sessions.Login(w, r, AdminUser)
+		se := o.Sessions.login(w, r, AdminUser, false, sha256.Sum256([]byte(hash)))
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
 		json.NewEncoder(w).Encode(struct {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"mailagent/appliance/limit"
 )
 
 func TestLoginRateLimit(t *testing.T) {
@@ -18,7 +20,7 @@ func TestLoginRateLimit(t *testing.T) {
 	hash := testCheapHash(t)
 	h := LoginHandler(LoginOptions{
 		Sessions:     s,
-		Limiter:      NewLoginLimiter(LimiterOptions{Now: clock.Now}),
+		Limiter:      limit.NewAttempts(limit.AttemptOptions{Now: clock.Now}),
 		PasswordHash: func() string { return hash },
 		Log:          slog.New(slog.NewTextHandler(&logBuf, nil)),
 	})
@@ -34,14 +36,14 @@ func TestLoginRateLimit(t *testing.T) {
 		return w
 	}
 	const a, b = "192.0.2.7:40000", "198.51.100.9:40000"
-	for i := range DefaultLoginBurst {
+	for i := range limit.DefaultBurst {
 		if w := try(a, "wrong-password-"); w.Code != 401 {
 			t.Fatalf("failure %d = %d; want 401", i+1, w.Code)
 		}
 	}
 	w := try(a, adminPassword) // even the right password waits
 	if w.Code != 429 || w.Header().Get("Retry-After") != "60" {
-		t.Fatalf("after %d failures: %d Retry-After %q; want 429, 60", DefaultLoginBurst, w.Code, w.Header().Get("Retry-After"))
+		t.Fatalf("after %d failures: %d Retry-After %q; want 429, 60", limit.DefaultBurst, w.Code, w.Header().Get("Retry-After"))
 	}
 	if try("192.0.2.7:40001", "wrong").Code != 429 {
 		t.Error("another port of the same address is not limited")
@@ -49,7 +51,7 @@ func TestLoginRateLimit(t *testing.T) {
 	if w := try(b, "wrong"); w.Code != 401 {
 		t.Errorf("another client = %d; want 401", w.Code)
 	}
-	clock.Advance(DefaultLoginRefill)
+	clock.Advance(limit.DefaultRefill)
 	w = try(a, adminPassword)
 	if w.Code != 200 {
 		t.Fatalf("after the refill, the right password = %d %q; want 200", w.Code, w.Body)
@@ -61,7 +63,7 @@ func TestLoginRateLimit(t *testing.T) {
 	if cs := w.Result().Cookies(); len(cs) != 1 || cs[0].Name != SessionCookie {
 		t.Errorf("login cookies %v", cs)
 	}
-	for i := range DefaultLoginBurst { // the success reset the count
+	for i := range limit.DefaultBurst { // the success reset the count
 		if w := try(a, "wrong"); w.Code != 401 {
 			t.Fatalf("after success, failure %d = %d; want 401", i+1, w.Code)
 		}
@@ -80,7 +82,7 @@ func TestLoginRateLimit(t *testing.T) {
 func TestLoginHandlerNoPassword(t *testing.T) {
 	h := LoginHandler(LoginOptions{
 		Sessions:     NewSessions(SessionOptions{}),
-		Limiter:      NewLoginLimiter(LimiterOptions{}),
+		Limiter:      limit.NewAttempts(limit.AttemptOptions{}),
 		PasswordHash: func() string { return "" },
 	})
 	for _, tc := range []struct {
@@ -102,7 +104,7 @@ func TestLoginRateLimitParallel(t *testing.T) {
 	hash := testCheapHash(t)
 	h := LoginHandler(LoginOptions{
 		Sessions:     NewSessions(SessionOptions{Now: clock.Now}),
-		Limiter:      NewLoginLimiter(LimiterOptions{Now: clock.Now}),
+		Limiter:      limit.NewAttempts(limit.AttemptOptions{Now: clock.Now}),
 		PasswordHash: func() string { return hash },
 	})
 	const n = 20
@@ -124,7 +126,7 @@ func TestLoginRateLimitParallel(t *testing.T) {
 	for c := range codes {
 		count[c]++
 	}
-	if count[401] != DefaultLoginBurst || count[429] != n-DefaultLoginBurst {
-		t.Errorf("parallel guesses answered %v; want %d×401 and the rest 429", count, DefaultLoginBurst)
+	if count[401] != limit.DefaultBurst || count[429] != n-limit.DefaultBurst {
+		t.Errorf("parallel guesses answered %v; want %d×401 and the rest 429", count, limit.DefaultBurst)
 	}
 }

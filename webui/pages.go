@@ -11,9 +11,9 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"mailagent/appliance/agent"
+	"mailagent/appliance/limit"
 )
 
 // render fills the page file name with vals (fill) and answers it; a page
@@ -143,12 +143,11 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // limited takes a try from the login limiter for r's client, or answers
 // 429 and returns false.
 func (s *Server) limited(w http.ResponseWriter, r *http.Request) bool {
-	ok, wait := s.limiter.Take(ClientAddr(r))
+	ok, wait := s.limiter.Take(limit.Client(r.RemoteAddr))
 	if ok {
 		return false
 	}
-	secs := int((wait + time.Second - 1) / time.Second)
-	w.Header().Set("Retry-After", strconv.Itoa(max(1, secs)))
+	w.Header().Set("Retry-After", strconv.Itoa(limit.RetryAfter(wait)))
 	writeJSONError(w, http.StatusTooManyRequests, "too many failed attempts; try again later")
 	return true
 }
@@ -190,7 +189,7 @@ func (s *Server) setupPassword(w http.ResponseWriter, r *http.Request) {
 			Hint: "check that the data directory is writable, then restart \"mailagent run\" for a new setup code"})
 		return
 	}
-	s.limiter.Success(ClientAddr(r))
+	s.limiter.Success(limit.Client(r.RemoteAddr))
 	s.log.Info("admin password set with the setup code", "remote", r.RemoteAddr)
 	se := s.sessions.Login(w, r, AdminUser)
 	writeJSON(w, http.StatusOK, struct {

@@ -11,6 +11,8 @@ import (
 	"net/netip"
 	"strings"
 	"unicode"
+
+	"mailagent/appliance/lograte"
 )
 
 // DefaultProxyHeader is the header ProxyAuth reads when none is named.
@@ -50,8 +52,10 @@ func ParseTrusted(trusted []string) ([]netip.Prefix, error) {
 // straight from one of the trusted addresses (IPs or CIDRs of [http]
 // trust_proxy; RemoteAddr, never X-Forwarded-For) and header names a user,
 // RequireSession lets it in as that user without a cookie. From any other
-// address the header is ignored and the attempt logged. An empty header
-// means DefaultProxyHeader; an empty trusted list trusts nobody.
+// address the header is ignored and the attempt logged, a line a minute
+// at most with the count held back, since anyone can send the header. An
+// empty header means DefaultProxyHeader; an empty trusted list trusts
+// nobody.
 func ProxyAuth(trusted []string, header string, log *slog.Logger) (func(http.Handler) http.Handler, error) {
 	ps, err := ParseTrusted(trusted)
 	if err != nil {
@@ -64,6 +68,7 @@ func ProxyAuth(trusted []string, header string, log *slog.Logger) (func(http.Han
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	var malformed, untrusted lograte.Limiter
 	return func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			user := strings.TrimSpace(r.Header.Get(header))
@@ -72,12 +77,12 @@ func ProxyAuth(trusted []string, header string, log *slog.Logger) (func(http.Han
 				return
 			}
 			if len(user) > 256 || strings.ContainsFunc(user, unicode.IsControl) {
-				log.Warn("proxy user header malformed", "header", header, "remote", r.RemoteAddr)
+				malformed.Log(log, slog.LevelWarn, "proxy user header malformed", "header", header, "remote", r.RemoteAddr)
 				h.ServeHTTP(w, r)
 				return
 			}
 			if !fromTrusted(r.RemoteAddr, ps) {
-				log.Warn("proxy user header ignored from untrusted address", "header", header, "remote", r.RemoteAddr)
+				untrusted.Log(log, slog.LevelWarn, "proxy user header ignored from untrusted address", "header", header, "remote", r.RemoteAddr)
 				h.ServeHTTP(w, r)
 				return
 			}

@@ -14,6 +14,7 @@ import (
 
 	"mailagent/appliance/agent"
 	"mailagent/appliance/config"
+	"mailagent/appliance/limit"
 	"mailagent/appliance/lograte"
 	"mailagent/board"
 )
@@ -71,6 +72,11 @@ type Options struct {
 	// BaseURL is [http] base_url, the page's address as browsers see it;
 	// "" means the address the browser used.
 	BaseURL string
+	// Hosts are names the page answers to besides IP addresses, localhost
+	// and the hosts of http.base_url and oauth2.redirect_url: the listen
+	// address's and the box's host name. A request for any other name is
+	// refused (DNS rebinding) with what to set.
+	Hosts []string
 	// Log receives security events and failures; nil discards them.
 	Log *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -90,7 +96,7 @@ var staticFS embed.FS
 type Server struct {
 	b        Backend
 	sessions *Sessions
-	limiter  *LoginLimiter
+	limiter  *limit.Attempts
 	setup    *SetupGate
 	log      *slog.Logger
 	now      func() time.Time
@@ -100,8 +106,9 @@ type Server struct {
 	static   fs.FS
 	handler  http.Handler
 	// authLog keeps auth.htm's refusals, which anyone can cause, to a
-	// line a minute.
-	authLog lograte.Limiter
+	// line a minute; hostLog does the same for requests for other hosts.
+	authLog, hostLog lograte.Limiter
+	hosts            map[string]bool
 }
 
 // New builds the Server.
@@ -116,9 +123,15 @@ func New(o Options) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	s.authLog.Now = s.now
-	s.sessions = NewSessions(SessionOptions{Now: s.now, Log: s.log})
-	s.limiter = NewLoginLimiter(LimiterOptions{Now: s.now})
+	s.authLog.Now, s.hostLog.Now = s.now, s.now
+	s.hosts = make(map[string]bool)
+	for _, h := range o.Hosts {
+		if h = hostOf(h); h != "" {
+			s.hosts[h] = true
+		}
+	}
+	s.sessions = NewSessions(SessionOptions{Now: s.now, Log: s.log, PasswordHash: o.Backend.PasswordHash})
+	s.limiter = limit.NewAttempts(limit.AttemptOptions{Now: s.now})
 	s.setup = NewSetupGate(o.SetupCode)
 	s.grants = newGrants(s.now)
 	sub, err := fs.Sub(staticFS, "static")
@@ -130,7 +143,7 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("http.trust_proxy: %w", err)
 	}
-	s.handler = SecurityHeaders(proxy(s.routes()))
+	s.handler = SecurityHeaders(s.hostGuard(proxy(s.routes())))
 	return s, nil
 }
 

@@ -169,6 +169,7 @@ func newPage(t *testing.T, b Backend, o Options) *site {
 	t.Helper()
 	log := &syncBuffer{}
 	o.Backend = b
+	o.Hosts = append(o.Hosts, "box.example.test") // the test box's name
 	o.Log = slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s, err := New(o)
 	if err != nil {

@@ -50,6 +50,11 @@ type SessionOptions struct {
 	Now func() time.Time
 	// Log receives a line per refused request; nil discards it.
 	Log *slog.Logger
+	// PasswordHash returns the admin password hash as it is now, wherever
+	// it was changed (the page, the console, another process); a session
+	// ends once it is not the one the session began under. nil ties
+	// sessions to no password.
+	PasswordHash func() string
 }
 
 // Session is what a request learns of its session (SessionFrom).
@@ -67,6 +72,7 @@ type Session struct {
 type session struct {
 	Session
 	created, seen time.Time
+	hash          [32]byte // SHA-256 of the password hash at login
 }
 
 // Sessions is the in-memory store of admin sessions. Session IDs are 32
@@ -77,6 +83,7 @@ type Sessions struct {
 	idle, absolute time.Duration
 	now            func() time.Time
 	log            *slog.Logger
+	passwordHash   func() string
 
 	mu sync.Mutex
 	m  map[[32]byte]*session
@@ -84,7 +91,7 @@ type Sessions struct {
 
 // NewSessions returns an empty store.
 func NewSessions(o SessionOptions) *Sessions {
-	s := &Sessions{max: o.Max, idle: o.Idle, absolute: o.Absolute, now: o.Now, log: o.Log,
+	s := &Sessions{max: o.Max, idle: o.Idle, absolute: o.Absolute, now: o.Now, log: o.Log, passwordHash: o.PasswordHash,
 		m: make(map[[32]byte]*session)}
 	if s.max <= 0 {
 		s.max = DefaultMaxSessions
@@ -116,15 +123,26 @@ func randToken(n int) string {
 // Login starts a session for user and sets its cookie on w (Secure when r
 // came over TLS). A session cookie r already carries is ended first, so a
 // login never continues a session someone planted. It returns the new
-// session, whose CSRF token the page needs.
+// session, whose CSRF token the page needs. The session lasts while the
+// password hash is the one there is now.
 func (s *Sessions) Login(w http.ResponseWriter, r *http.Request, user string) Session {
-	return s.login(w, r, user, false)
+	return s.login(w, r, user, false, s.currentHash())
 }
 
-func (s *Sessions) login(w http.ResponseWriter, r *http.Request, user string, proxy bool) Session {
+// currentHash is the SHA-256 of the password hash as it is now.
+func (s *Sessions) currentHash() [32]byte {
+	if s.passwordHash == nil {
+		return [32]byte{}
+	}
+	return sha256.Sum256([]byte(s.passwordHash()))
+}
+
+// login starts a session that lasts while the password hash's SHA-256 is
+// hash: the one the password was checked against.
+func (s *Sessions) login(w http.ResponseWriter, r *http.Request, user string, proxy bool, hash [32]byte) Session {
 	id := randToken(32)
 	now := s.now()
-	se := &session{Session: Session{User: user, CSRF: randToken(32), Proxy: proxy}, created: now, seen: now}
+	se := &session{Session: Session{User: user, CSRF: randToken(32), Proxy: proxy}, created: now, seen: now, hash: hash}
 	s.mu.Lock()
 	if c, err := r.Cookie(SessionCookie); err == nil {
 		delete(s.m, sha256.Sum256([]byte(c.Value)))
@@ -172,7 +190,8 @@ func (s *Sessions) expired(se *session, now time.Time) bool {
 	return now.Sub(se.seen) >= s.idle || now.Sub(se.created) >= s.absolute
 }
 
-// lookup returns the live session of r's cookie and marks it used.
+// lookup returns the live session of r's cookie and marks it used. A
+// session begun under another password hash than the current one ends.
 func (s *Sessions) lookup(r *http.Request) (Session, bool) {
 	c, err := r.Cookie(SessionCookie)
 	if err != nil || c.Value == "" {
@@ -180,6 +199,7 @@ func (s *Sessions) lookup(r *http.Request) (Session, bool) {
 	}
 	k := sha256.Sum256([]byte(c.Value))
 	now := s.now()
+	hash := s.currentHash()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	se, ok := s.m[k]
@@ -188,6 +208,11 @@ func (s *Sessions) lookup(r *http.Request) (Session, bool) {
 	}
 	if s.expired(se, now) {
 		delete(s.m, k)
+		return Session{}, false
+	}
+	if se.hash != hash {
+		delete(s.m, k)
+		s.log.Info("session ended: the admin password changed", "user", se.User, "remote", r.RemoteAddr)
 		return Session{}, false
 	}
 	se.seen = now
@@ -261,7 +286,7 @@ func (s *Sessions) RequireSession(h http.Handler) http.Handler {
 		se, ok := s.lookup(r)
 		if pu, proxied := proxyUserFrom(r); proxied {
 			if !ok || !se.Proxy || se.User != pu {
-				se, ok = s.login(w, r, pu, true), true
+				se, ok = s.login(w, r, pu, true, s.currentHash()), true
 			}
 		} else if ok && se.Proxy {
 			// the proxy no longer vouches for this session's user

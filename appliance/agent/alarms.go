@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"mailagent/appliance/alarm"
@@ -19,25 +21,48 @@ import (
 // SpoolDir is the persistent alarm queue in the data directory.
 func (a *Agent) SpoolDir() string { return filepath.Join(a.dataDir, "spool") }
 
+// SyslogSpoolDir is the persistent queue of alarms from syslog, the ways in
+// whose senders are not authenticated (outbox.AcceptUnauthenticated).
+func (a *Agent) SyslogSpoolDir() string { return filepath.Join(a.dataDir, "spool-syslog") }
+
+// Flash budget of the alarms from syslog: a spool of their own this
+// large, written at most this often a minute; beyond, they wait in memory.
+const (
+	syslogSpoolEntries     = 10
+	syslogFlashesPerMinute = 10
+)
+
 // openSpool opens the persistent alarm queue with the configured size.
 func (a *Agent) openSpool(c *config.Config) (*spool.Spool, error) {
 	return spool.Open(a.SpoolDir(), spool.Options{Max: c.Alarms.PersistentQueueEntries, FS: a.fs})
 }
 
-// newOutbox makes the alarm queues and the delivery loop for c.
-func (a *Agent) newOutbox(c *config.Config, sp *spool.Spool) *outbox.Outbox {
+// openSyslogSpool opens the syslog alarms' queue when syslog listens or
+// the queue holds alarms from before; nil, nil otherwise.
+func (a *Agent) openSyslogSpool(c *config.Config) (*spool.Spool, error) {
+	if _, err := os.Stat(a.SyslogSpoolDir()); err != nil && c.Syslog.ListenUDP == "" && c.Syslog.ListenTCP == "" {
+		return nil, nil
+	}
+	return spool.Open(a.SyslogSpoolDir(), spool.Options{Max: syslogSpoolEntries})
+}
+
+// newOutbox makes the alarm queues and the delivery loop for c; usp, if
+// not nil, is the syslog alarms' spool.
+func (a *Agent) newOutbox(c *config.Config, sp, usp *spool.Spool) *outbox.Outbox {
 	persist, _ := alarm.ParseSeverity(c.Alarms.PersistSeverity)
 	return outbox.New(outbox.Options{
-		Spool:         sp,
-		MemoryEntries: c.Alarms.MemoryQueueEntries,
-		Persist:       persist,
-		DigestWindow:  c.Alarms.DigestWindow.Duration,
-		MaxPerHour:    c.Alarms.MaxMailsPerHour,
-		Device:        c.Device.Name,
-		Send:          a.sendBurst,
-		Now:           a.now,
-		Log:           a.log,
-		Notify:        a.deliveryChanged,
+		Spool:                    sp,
+		Unauthenticated:          usp,
+		UnauthenticatedPerMinute: syslogFlashesPerMinute,
+		MemoryEntries:            c.Alarms.MemoryQueueEntries,
+		Persist:                  persist,
+		DigestWindow:             c.Alarms.DigestWindow.Duration,
+		MaxPerHour:               c.Alarms.MaxMailsPerHour,
+		Device:                   c.Device.Name,
+		Send:                     a.sendBurst,
+		Now:                      a.now,
+		Log:                      a.log,
+		Notify:                   a.deliveryChanged,
 	})
 }
 
@@ -86,10 +111,23 @@ var ErrQueueFull = errors.New("the alarm queue is full of more severe alarms; tr
 var ErrNotRunning = errors.New("the agent is not running")
 
 // Accept takes an alarm into the queues while Run runs: the sink of every
-// way in. It returns once the alarm is safe (on flash when it must persist).
-// Alarms below alarms.min_severity are taken and not mailed (clears always
-// pass).
+// way in whose sender is authenticated (the socket, HTTP with Basic
+// credentials, the console). It returns once the alarm is safe (on flash
+// when it must persist). Alarms below alarms.min_severity are taken and
+// not mailed (clears always pass).
 func (a *Agent) Accept(ctx context.Context, al alarm.Alarm) error {
+	return a.accept(ctx, al, false)
+}
+
+// acceptUnauthenticated is Accept for syslog, whose senders anyone on the
+// LAN can spoof: within the syslog alarms' flash budget and share of
+// memory (outbox.AcceptUnauthenticated), never at the cost of an
+// authenticated alarm.
+func (a *Agent) acceptUnauthenticated(ctx context.Context, al alarm.Alarm) error {
+	return a.accept(ctx, al, true)
+}
+
+func (a *Agent) accept(ctx context.Context, al alarm.Alarm, unauth bool) error {
 	a.mu.Lock()
 	ob, min := a.outbox, a.minSeverity
 	a.mu.Unlock()
@@ -101,7 +139,11 @@ func (a *Agent) Accept(ctx context.Context, al alarm.Alarm) error {
 		a.recent.add(a.now(), al, "taken, not mailed: below alarms.min_severity")
 		return nil
 	}
-	if err := ob.Accept(al); err != nil {
+	take := ob.Accept
+	if unauth {
+		take = ob.AcceptUnauthenticated
+	}
+	if err := take(al); err != nil {
 		if errors.Is(err, spool.ErrFull) {
 			a.recent.add(a.now(), al, "refused: queue full")
 			return ErrQueueFull
@@ -154,7 +196,8 @@ type QueueStatus struct {
 	NewestBad string
 }
 
-// Queue reads the persistent queue.
+// Queue reads the persistent queues: the spool and, if there is one, the
+// syslog alarms' spool.
 func (a *Agent) Queue() (QueueStatus, error) {
 	c := a.Config()
 	sp, err := a.openSpool(&c)
@@ -162,14 +205,39 @@ func (a *Agent) Queue() (QueueStatus, error) {
 		return QueueStatus{}, err
 	}
 	defer sp.Close()
-	entries, err := sp.List()
-	if err != nil {
-		return QueueStatus{}, err
+	spools := []*spool.Spool{sp}
+	if _, err := os.Stat(a.SyslogSpoolDir()); err == nil {
+		usp, err := spool.Open(a.SyslogSpoolDir(), spool.Options{Max: syslogSpoolEntries})
+		if err != nil {
+			return QueueStatus{}, err
+		}
+		defer usp.Close()
+		spools = append(spools, usp)
 	}
-	st := sp.Stats()
-	q := QueueStatus{Dropped: st.Drops, Corrupt: st.Corrupt, LastDamage: st.LastDamage, SetAside: st.SetAside, NewestBad: st.NewestBad}
-	for _, e := range entries {
-		q.Spooled = append(q.Spooled, e.Alarm)
+	var q QueueStatus
+	for _, sp := range spools {
+		entries, err := sp.List()
+		if err != nil {
+			return QueueStatus{}, err
+		}
+		for _, e := range entries {
+			q.Spooled = append(q.Spooled, e.Alarm)
+		}
+		st := sp.Stats()
+		for i := range q.Dropped {
+			q.Dropped[i] += st.Drops[i]
+		}
+		q.Corrupt += st.Corrupt
+		q.SetAside += st.SetAside
+		if st.LastDamage != "" {
+			q.LastDamage = st.LastDamage
+		}
+		if st.NewestBad != "" {
+			q.NewestBad = st.NewestBad
+		}
+	}
+	if len(spools) > 1 { // one list, oldest first
+		slices.SortStableFunc(q.Spooled, func(x, y alarm.Alarm) int { return x.Time.Compare(y.Time) })
 	}
 	return q, nil
 }

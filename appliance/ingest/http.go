@@ -26,6 +26,7 @@ import (
 	"strings"
 
 	"mailagent/appliance/alarm"
+	"mailagent/appliance/limit"
 	"mailagent/appliance/lograte"
 )
 
@@ -47,6 +48,10 @@ type HTTPOptions struct {
 	Password string
 	// Log receives a line per refused request; nil discards it.
 	Log *slog.Logger
+	// Attempts limits the tries at the credentials per client; nil means
+	// one of limit's defaults (5 failures, then one a minute), as the
+	// page's login has.
+	Attempts *limit.Attempts
 }
 
 // HTTP serves the alarm endpoints, POST /alarm and POST
@@ -54,6 +59,10 @@ type HTTPOptions struct {
 //
 //   - 401 with WWW-Authenticate without the right Basic credentials,
 //     compared in constant time; always while none are configured;
+//   - 429 with Retry-After once a client gave wrong credentials too often
+//     (HTTPOptions.Attempts: 5, then one try a minute; the right ones
+//     reset the count), the right credentials included, so that the
+//     limit tells a guesser nothing;
 //   - 415 for a Content-Type other than application/json (both routes) or
 //     application/x-www-form-urlencoded (POST /alarm only);
 //   - 413 for a body beyond alarm.MaxJSONBody, MaxFormBody or
@@ -71,9 +80,12 @@ type HTTPOptions struct {
 // Every answer carries Cache-Control: no-store. Neither the password nor
 // the Authorization header appears in an answer or a log line.
 func HTTP(o HTTPOptions) http.Handler {
-	h := &alarmHandler{sink: o.Sink, log: o.Log}
+	h := &alarmHandler{sink: o.Sink, log: o.Log, attempts: o.Attempts}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.attempts == nil {
+		h.attempts = limit.NewAttempts(limit.AttemptOptions{})
 	}
 	switch {
 	case o.User == "":
@@ -98,9 +110,10 @@ type alarmHandler struct {
 	log            *slog.Logger
 	unset          string // the config key not set, "" when both are
 	user, password [sha256.Size]byte
+	attempts       *limit.Attempts
 	// One line a minute about refused requests of each kind, so that a
 	// storm or a password guesser cannot flood the log.
-	authLog, refusedLog lograte.Limiter
+	authLog, limitLog, refusedLog lograte.Limiter
 }
 
 func (h *alarmHandler) alarm(w http.ResponseWriter, r *http.Request) {
@@ -148,6 +161,16 @@ func (h *alarmHandler) alertmanager(w http.ResponseWriter, r *http.Request) {
 // the time taken does not tell the length of the user name or password.
 func (h *alarmHandler) authorized(w http.ResponseWriter, r *http.Request) bool {
 	user, password, ok := r.BasicAuth()
+	client := limit.Client(r.RemoteAddr)
+	if ok && h.unset == "" {
+		if allowed, wait := h.attempts.Take(client); !allowed {
+			h.limitLog.Log(h.log, slog.LevelWarn, "alarm request refused: too many wrong credentials from this client",
+				"path", r.URL.Path, "remote", r.RemoteAddr, "retry_after", limit.RetryAfter(wait))
+			w.Header().Set("Retry-After", strconv.Itoa(limit.RetryAfter(wait)))
+			http.Error(w, "too many wrong credentials: try again later", http.StatusTooManyRequests)
+			return false
+		}
+	}
 	u := sha256.Sum256([]byte(user))
 	p := sha256.Sum256([]byte(password))
 	match := subtle.ConstantTimeCompare(u[:], h.user[:]) & subtle.ConstantTimeCompare(p[:], h.password[:])
@@ -160,6 +183,7 @@ func (h *alarmHandler) authorized(w http.ResponseWriter, r *http.Request) bool {
 	case match != 1:
 		h.authLog.Log(h.log, slog.LevelWarn, "alarm request refused: wrong user or password", "path", r.URL.Path, "remote", r.RemoteAddr)
 	default:
+		h.attempts.Success(client)
 		return true
 	}
 	w.Header().Set("WWW-Authenticate", `Basic realm="mailagent alarms", charset="UTF-8"`)

@@ -9,9 +9,12 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"mailagent/appliance/alarm"
+	"mailagent/appliance/limit"
 )
 
 const (
@@ -295,6 +298,58 @@ func TestAlarmAuth(t *testing.T) {
 			t.Errorf("status = %d, want 401", resp.StatusCode)
 		}
 	})
+}
+
+// TestAlarmAuthRateLimited: wrong Basic credentials are limited per
+// client as the page's logins are (5,000 guesses on one connection went
+// through, with one log line): after 5 failures a client gets 429 with
+// Retry-After, the right password included, until a minute gives it one
+// try back; the right password then resets the count. Another client is
+// not affected, and a request without credentials counts for nothing.
+func TestAlarmAuthRateLimited(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	sink := new(fakeSink)
+	ts := newHTTPForTest(t, HTTPOptions{Sink: sink.take, User: testUser, Password: testPassword,
+		Attempts: limit.NewAttempts(limit.AttemptOptions{Now: clock})})
+	body := `{"severity":"major","code":"A"}`
+	wrong := request{path: "/alarm", contentType: jsonType, body: body, user: testUser, password: "wrong-" + testPassword}
+	right := request{path: "/alarm", contentType: jsonType, body: body, user: testUser, password: testPassword}
+	for range 3 {
+		if got := ts.do(request{path: "/alarm", contentType: jsonType, body: body}); got.status != 401 {
+			t.Fatalf("no credentials: %d, want 401", got.status)
+		}
+	}
+	for i := range limit.DefaultBurst {
+		if got := ts.do(wrong); got.status != 401 {
+			t.Fatalf("wrong password %d: %d %q, want 401", i+1, got.status, got.body)
+		}
+	}
+	for _, rq := range []request{wrong, right} {
+		got := ts.do(rq)
+		if got.status != 429 || got.header.Get("Retry-After") != "60" {
+			t.Errorf("after %d failures, password %q: %d Retry-After %q, want 429 and 60",
+				limit.DefaultBurst, rq.password, got.status, got.header.Get("Retry-After"))
+		}
+	}
+	if n := len(sink.alarms()); n != 0 {
+		t.Errorf("%d alarms taken from a client over its limit", n)
+	}
+	if n := strings.Count(ts.logs.String(), "too many wrong credentials"); n != 1 {
+		t.Errorf("%d log lines about the limit, want 1 a minute:\n%s", n, ts.logs.String())
+	}
+	mu.Lock()
+	now = now.Add(limit.DefaultRefill)
+	mu.Unlock()
+	if got := ts.do(right); got.status != 200 {
+		t.Fatalf("a minute later, the right password: %d %q, want 200", got.status, got.body)
+	}
+	for i := range limit.DefaultBurst { // the success reset the count
+		if got := ts.do(wrong); got.status != 401 {
+			t.Fatalf("after a success, wrong password %d: %d, want 401", i+1, got.status)
+		}
+	}
 }
 
 func TestAlarmSinkRefuses(t *testing.T) {

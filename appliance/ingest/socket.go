@@ -6,11 +6,19 @@
 // client, answered by one line: "ok" once the sink has taken the alarm, or
 // "error: <reason>" when it has not. A client that gets no "ok" must treat
 // the alarm as not taken. A line {"op":"NAME"} instead asks the agent
-// something (status, flush); it is answered "ok <JSON>" or "error: …".
+// something (status, flush); it is answered "ok <JSON>" or "error: …". The
+// alarm is read as POST /alarm reads JSON, control characters cleaned out.
+// Clients (Send, Ask) trust only a socket served by their own user or root
+// (SO_PEERCRED).
+//
+// Every listener here is a limit.Listener: bounded connections, the quiet
+// ones closed first for room, and an accept loop that pauses after an
+// error (out of file descriptors) instead of ending.
 package ingest
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,6 +32,7 @@ import (
 	"time"
 
 	"mailagent/appliance/alarm"
+	"mailagent/appliance/limit"
 	"mailagent/appliance/lograte"
 )
 
@@ -33,12 +42,24 @@ const SocketName = "mailagent.sock"
 // maxLine bounds one request line, so a client cannot fill memory.
 const maxLine = 64 << 10
 
+// socketConns is how many clients the socket serves at once; beyond it the
+// quiet ones make room (limit.Listener), so a local process holding
+// connections open cannot keep "mailagent alarm" out.
+const socketConns = 32
+
+// Deadlines of a socket client: to send its request line, and for the
+// whole exchange (the sink may wait for flash).
+const (
+	requestWithin  = 10 * time.Second
+	exchangeWithin = 2 * time.Minute
+)
+
 // Sink takes an alarm; it returns only once the alarm is safe, or an error.
 type Sink func(ctx context.Context, a alarm.Alarm) error
 
 // Socket serves the local alarm socket.
 type Socket struct {
-	ln      net.Listener
+	ln      *limit.Listener
 	sink    Sink
 	control Control
 	log     *slog.Logger
@@ -76,10 +97,12 @@ func ListenSocket(path string, sink Sink, log *slog.Logger) (*Socket, error) {
 		ln.Close()
 		return nil, fmt.Errorf("listen on %s: %w", path, err)
 	}
-	return &Socket{ln: ln, sink: sink, log: log}, nil
+	return &Socket{ln: limit.Listen(ln, limit.ListenOptions{Name: "socket", Max: socketConns, Log: log}), sink: sink, log: log}, nil
 }
 
-// Serve answers clients until ctx ends or Close is called.
+// Serve answers clients until ctx ends or Close is called. An error of
+// accept (out of file descriptors) pauses it, never ends it: the listener
+// tries again (limit.Listener).
 func (s *Socket) Serve(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { s.ln.Close() })
 	defer stop()
@@ -107,15 +130,22 @@ func (s *Socket) Close() error {
 	return err
 }
 
+// serve answers one client. The alarm is read as POST /alarm reads JSON
+// (alarm.ParseJSON), so the socket cleans it as every other way in does:
+// control characters out of text, source and details.
 func (s *Socket) serve(ctx context.Context, c net.Conn) {
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(2 * time.Minute))
+	start := time.Now()
+	c.SetDeadline(start.Add(exchangeWithin))
+	c.SetReadDeadline(start.Add(requestWithin))
 	r := bufio.NewReaderSize(c, 4096)
 	line, err := readLine(r)
 	if err != nil {
 		fmt.Fprintf(c, "error: %s\n", oneLine(err.Error()))
 		return
 	}
+	s.ln.Active(c)
+	c.SetReadDeadline(start.Add(exchangeWithin))
 	var req struct {
 		Op string `json:"op"`
 	}
@@ -123,18 +153,15 @@ func (s *Socket) serve(ctx context.Context, c net.Conn) {
 		s.answer(ctx, c, req.Op)
 		return
 	}
-	var a alarm.Alarm
-	if err := json.Unmarshal(line, &a); err != nil {
+	as, err := alarm.ParseJSON(bytes.NewReader(line))
+	if err == nil && len(as) != 1 {
+		err = fmt.Errorf("%d alarms on one line; send one", len(as))
+	}
+	if err != nil {
 		fmt.Fprintf(c, "error: request is not an alarm: %s\n", oneLine(err.Error()))
 		return
 	}
-	if a.Time.IsZero() {
-		a.Time = time.Now()
-	}
-	if err := a.Validate(); err != nil {
-		fmt.Fprintf(c, "error: %s\n", oneLine(err.Error()))
-		return
-	}
+	a := as[0]
 	if err := s.sink(ctx, a); err != nil {
 		s.refusals.Log(s.log, slog.LevelWarn, "alarm not taken", "code", a.Code, "err", err)
 		fmt.Fprintf(c, "error: %s\n", oneLine(err.Error()))
@@ -163,10 +190,9 @@ func (s *Socket) answer(ctx context.Context, c net.Conn, op string) {
 // Ask sends an operation to the agent listening at path and decodes its
 // answer into v. It returns ErrNoAgent (wrapped) when nothing listens.
 func Ask(ctx context.Context, path, op string, v any) error {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "unix", path)
+	c, err := dialAgent(ctx, path)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrNoAgent, err)
+		return err
 	}
 	defer c.Close()
 	if dl, ok := ctx.Deadline(); ok {
@@ -209,15 +235,52 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 func oneLine(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, "\r", " "), "\n", " ") }
 
 // ErrNoAgent means nothing answers on the socket: the agent is not running.
+// It also means that what answers is not the agent (ErrNotAgent): the
+// caller does what it does without an agent, such as spooling the alarm.
 var ErrNoAgent = errors.New("ingest: the agent is not running")
+
+// ErrNotAgent means the socket is served by a process of another user,
+// which cannot be the agent: another user's process that took the run
+// directory would take alarms and drop them. Errors wrapping it wrap
+// ErrNoAgent too.
+var ErrNotAgent = errors.New("ingest: the socket is not the agent's")
+
+// testHookPeerUID, if set, replaces the user SO_PEERCRED reports for the
+// socket's server.
+var testHookPeerUID func(uid uint32) uint32
+
+// dialAgent connects to the agent's socket at path and checks that the
+// process listening on it runs as this user or as root, as the agent does
+// (SO_PEERCRED), before anything is sent. ErrNoAgent (wrapped) when
+// nothing listens or another user's process does (ErrNotAgent).
+func dialAgent(ctx context.Context, path string) (net.Conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNoAgent, err)
+	}
+	uid, err := peerUID(c)
+	if err == nil && testHookPeerUID != nil {
+		uid = testHookPeerUID(uid)
+	}
+	switch {
+	case err != nil:
+		c.Close()
+		return nil, fmt.Errorf("%w: %w: %s: who serves it cannot be told: %w", ErrNoAgent, ErrNotAgent, path, err)
+	case uid != 0 && int(uid) != os.Geteuid():
+		c.Close()
+		return nil, fmt.Errorf("%w: %w: %s is served by a process of uid %d, neither this user (uid %d) nor root; check who owns %s",
+			ErrNoAgent, ErrNotAgent, path, uid, os.Geteuid(), filepath.Dir(path))
+	}
+	return c, nil
+}
 
 // Send hands a to the agent listening at path and waits for its answer.
 // It returns ErrNoAgent (wrapped) when nothing listens there.
 func Send(ctx context.Context, path string, a alarm.Alarm) error {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "unix", path)
+	c, err := dialAgent(ctx, path)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrNoAgent, err)
+		return err
 	}
 	defer c.Close()
 	if dl, ok := ctx.Deadline(); ok {

@@ -13,13 +13,16 @@ import (
 	"time"
 
 	"mailagent/appliance/alarm"
+	"mailagent/appliance/limit"
 	"mailagent/appliance/lograte"
 )
 
 // Defaults of SyslogOptions.
 const (
-	DefaultSyslogConns = 16
-	DefaultSyslogIdle  = 5 * time.Minute
+	DefaultSyslogConns          = 16
+	DefaultSyslogConnsPerClient = 4
+	DefaultSyslogQuiet          = 10 * time.Second
+	DefaultSyslogIdle           = 5 * time.Minute
 )
 
 // SyslogOptions configure ListenSyslog.
@@ -37,9 +40,15 @@ type SyslogOptions struct {
 	// MaxConns is how many TCP connections are served at once. If zero,
 	// DefaultSyslogConns is used.
 	MaxConns int
+	// MaxConnsPerClient is how many of them one client (limit.Client) may
+	// hold. If zero, DefaultSyslogConnsPerClient is used.
+	MaxConnsPerClient int
 	// MaxFrame is the largest message read; longer ones are cut to it. If
 	// zero, alarm.DefaultSyslogFrame is used.
 	MaxFrame int
+	// Quiet is how long a new TCP connection may take to send its first
+	// message before it is closed. If zero, DefaultSyslogQuiet is used.
+	Quiet time.Duration
 	// Idle is how long a TCP connection may take to send its next message
 	// before it is closed. If zero, DefaultSyslogIdle is used.
 	Idle time.Duration
@@ -53,9 +62,11 @@ type SyslogStats struct {
 	Ignored   uint64 // below MinSeverity
 	Malformed uint64 // not syslog, or a TCP stream whose framing broke
 	Refused   uint64 // the sink returned an error: the alarm is lost
-	// ConnsRejected counts TCP connections closed at once because MaxConns
-	// were open.
-	ConnsRejected uint64
+	// ConnsRejected counts TCP connections closed at once because the
+	// limits were reached and every open connection was busy with a
+	// message; ConnsEvicted counts open connections closed to make room
+	// for a new one (see Syslog).
+	ConnsRejected, ConnsEvicted uint64
 }
 
 // Syslog receives syslog messages over UDP (RFC 5426: one datagram, one
@@ -73,14 +84,27 @@ type SyslogStats struct {
 // messages; over UDP, datagrams wait in the kernel's socket buffer and what
 // overflows it is lost uncounted. Senders that need every alarm to arrive
 // should use POST /alarm, which answers.
+//
+// TCP connections are limited (limit.Listener): MaxConns at once,
+// MaxConnsPerClient from one client. A new connection beyond either makes
+// room by closing one that is not handing a message over: first one that
+// has sent nothing yet, then the one idle longest (of the same client when
+// that client is at its limit, else of the client holding the most). Only
+// when every connection is busy with a message is the new one refused. A
+// connection must send its first message within Quiet and each next one
+// within Idle. So connections that send nothing cannot keep real senders
+// out: they hold at most MaxConnsPerClient slots per client, for Quiet at
+// most, and give them up to any new connection.
 type Syslog struct {
-	o        SyslogOptions
-	log      *slog.Logger
-	udp      *net.UDPConn
-	tcp      net.Listener
-	maxFrame int
-	maxConns int
-	idle     time.Duration
+	o         SyslogOptions
+	log       *slog.Logger
+	udp       *net.UDPConn
+	tcp       *limit.Listener
+	maxFrame  int
+	maxConns  int
+	perClient int
+	quiet     time.Duration
+	idle      time.Duration
 
 	mu     sync.Mutex
 	closed bool
@@ -88,9 +112,9 @@ type Syslog struct {
 	conns  map[net.Conn]struct{}
 	wg     sync.WaitGroup // Serve's loops and the connections
 
-	received, accepted, ignored, malformed, refused, connsRejected atomic.Uint64
+	received, accepted, ignored, malformed, refused atomic.Uint64
 
-	refusals, rejections lograte.Limiter
+	refusals lograte.Limiter
 
 	// testHookCounted, if not nil, gets a token, without blocking, each
 	// time a count changes.
@@ -105,8 +129,7 @@ func (s *Syslog) counted() {
 	}
 }
 
-// refusalLogEvery spaces the log lines about refused alarms and rejected
-// connections.
+// refusalLogEvery spaces the log lines about refused alarms.
 const refusalLogEvery = 10 * time.Second
 
 // ListenSyslog binds the UDP and TCP addresses of o. Serve then receives
@@ -119,14 +142,16 @@ func ListenSyslog(o SyslogOptions) (*Syslog, error) {
 		return nil, errors.New("listen syslog: no sink")
 	}
 	s := &Syslog{
-		o:        o,
-		log:      o.Log,
-		maxFrame: o.MaxFrame,
-		maxConns: o.MaxConns,
-		idle:     o.Idle,
-		conns:    make(map[net.Conn]struct{}),
+		o:         o,
+		log:       o.Log,
+		maxFrame:  o.MaxFrame,
+		maxConns:  o.MaxConns,
+		perClient: o.MaxConnsPerClient,
+		quiet:     o.Quiet,
+		idle:      o.Idle,
+		conns:     make(map[net.Conn]struct{}),
 	}
-	s.refusals.Period, s.rejections.Period = refusalLogEvery, refusalLogEvery
+	s.refusals.Period = refusalLogEvery
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -135,6 +160,12 @@ func ListenSyslog(o SyslogOptions) (*Syslog, error) {
 	}
 	if s.maxConns <= 0 {
 		s.maxConns = DefaultSyslogConns
+	}
+	if s.perClient <= 0 {
+		s.perClient = DefaultSyslogConnsPerClient
+	}
+	if s.quiet <= 0 {
+		s.quiet = DefaultSyslogQuiet
 	}
 	if s.idle <= 0 {
 		s.idle = DefaultSyslogIdle
@@ -157,7 +188,7 @@ func ListenSyslog(o SyslogOptions) (*Syslog, error) {
 			}
 			return nil, fmt.Errorf("listen syslog tcp: %w", err)
 		}
-		s.tcp = ln
+		s.tcp = limit.Listen(ln, limit.ListenOptions{Name: "syslog tcp", Max: s.maxConns, PerClient: s.perClient, Log: s.log})
 	}
 	return s, nil
 }
@@ -175,14 +206,18 @@ func (s *Syslog) Addrs() (udp, tcp net.Addr) {
 
 // Stats returns the counts so far.
 func (s *Syslog) Stats() SyslogStats {
-	return SyslogStats{
-		Received:      s.received.Load(),
-		Accepted:      s.accepted.Load(),
-		Ignored:       s.ignored.Load(),
-		Malformed:     s.malformed.Load(),
-		Refused:       s.refused.Load(),
-		ConnsRejected: s.connsRejected.Load(),
+	st := SyslogStats{
+		Received:  s.received.Load(),
+		Accepted:  s.accepted.Load(),
+		Ignored:   s.ignored.Load(),
+		Malformed: s.malformed.Load(),
+		Refused:   s.refused.Load(),
 	}
+	if s.tcp != nil {
+		ls := s.tcp.Stats()
+		st.ConnsRejected, st.ConnsEvicted = ls.Refused, ls.Evicted
+	}
+	return st
 }
 
 // Serve receives messages until ctx ends or Close is called, and returns
@@ -277,6 +312,9 @@ func (s *Syslog) serveUDP(ctx context.Context) error {
 	}
 }
 
+// serveTCP accepts connections until the listener is closed. Out of file
+// descriptors and the like, the listener pauses and tries again
+// (limit.Listener); it returns only once closed.
 func (s *Syslog) serveTCP(ctx context.Context) error {
 	for {
 		c, err := s.tcp.Accept()
@@ -284,19 +322,7 @@ func (s *Syslog) serveTCP(ctx context.Context) error {
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			// Out of file descriptors and the like: wait a moment rather
-			// than spin, as net/http does.
-			s.log.Warn("syslog tcp accept failed", "err", err)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(100 * time.Millisecond):
-			}
-			continue
+			return fmt.Errorf("syslog tcp: %w", err)
 		}
 		if !s.track(c) {
 			continue
@@ -310,23 +336,12 @@ func (s *Syslog) serveTCP(ctx context.Context) error {
 	}
 }
 
-// track registers c, or closes it when the listener is closed or MaxConns
-// connections are open.
+// track registers c, or closes it when the listener is closed.
 func (s *Syslog) track(c net.Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		c.Close()
-		return false
-	}
-	if len(s.conns) >= s.maxConns {
-		c.Close()
-		s.connsRejected.Add(1)
-		s.counted()
-		if ok, skipped := s.rejections.Allow(); ok {
-			s.log.Warn("syslog tcp connection rejected: too many open", "peer", c.RemoteAddr().String(),
-				"max_conns", s.maxConns, "rejected_total", s.connsRejected.Load(), "not_logged", skipped)
-		}
 		return false
 	}
 	s.conns[c] = struct{}{}
@@ -346,12 +361,16 @@ func (s *Syslog) serveConn(ctx context.Context, c net.Conn) {
 		peer = a.AddrPort().Addr()
 	}
 	sc := alarm.NewSyslogScanner(c, s.maxFrame)
+	wait := s.quiet // for the first message
 	for {
-		c.SetReadDeadline(time.Now().Add(s.idle))
+		c.SetReadDeadline(time.Now().Add(wait))
 		if !sc.Scan() {
 			break
 		}
+		s.tcp.Active(c)
 		s.take(ctx, sc.Bytes(), peer, "tcp")
+		s.tcp.Idle(c)
+		wait = s.idle
 	}
 	err := sc.Err()
 	switch {
@@ -364,7 +383,7 @@ func (s *Syslog) serveConn(ctx context.Context, c net.Conn) {
 		s.counted()
 		s.log.Debug("syslog tcp framing broken, connection closed", "peer", peer.Unmap().String(), "err", err)
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		s.log.Debug("syslog tcp connection idle, closed", "peer", peer.Unmap().String(), "idle", s.idle)
+		s.log.Debug("syslog tcp connection idle, closed", "peer", peer.Unmap().String(), "waited", wait)
 	default:
 		s.log.Debug("syslog tcp connection failed", "peer", peer.Unmap().String(), "err", err)
 	}

@@ -369,50 +369,116 @@ func TestSyslogBrokenFramingClosesConnection(t *testing.T) {
 	waitStats(t, s, "one alarm", func(st SyslogStats) bool { return st.Accepted == 1 })
 }
 
-func TestSyslogIdleConnectionClosed(t *testing.T) {
-	sink := new(fakeSink)
-	// Idle is a read deadline on a real socket, so it runs on the wall
-	// clock (no bubble fakes it): a short one.
-	s, logs := newSyslogForTest(t, SyslogOptions{TCP: "127.0.0.1:0", Sink: sink.take, Idle: 50 * time.Millisecond})
-	c := dialTCP(t, s)
+// closedByListener waits until the listener closes c (a read ends other
+// than by its deadline).
+func closedByListener(t *testing.T, c net.Conn, what string) {
+	t.Helper()
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("Read = %v, want the connection closed by the listener", err)
+		t.Fatalf("%s: Read = %v, want the connection closed by the listener", what, err)
 	}
-	waitLog(t, logs, "no idle close", "idle")
 }
 
-func TestSyslogMaxConns(t *testing.T) {
+func TestSyslogQuietConnectionClosed(t *testing.T) {
 	sink := new(fakeSink)
-	s, logs := newSyslogForTest(t, SyslogOptions{TCP: "127.0.0.1:0", Sink: sink.take, MaxConns: 1})
-	a := dialTCP(t, s)
-	io.WriteString(a, "<27>Nov 24 11:32:49 vm app: first\n")
+	// Quiet and Idle are read deadlines on a real socket, so they run on
+	// the wall clock (no bubble fakes them): short ones.
+	s, logs := newSyslogForTest(t, SyslogOptions{TCP: "127.0.0.1:0", Sink: sink.take, Quiet: 50 * time.Millisecond, Idle: time.Hour})
+	closedByListener(t, dialTCP(t, s), "a connection that sends nothing")
+	waitLog(t, logs, "no idle close", "idle", "waited=50ms")
+}
+
+func TestSyslogIdleConnectionClosed(t *testing.T) {
+	sink := new(fakeSink)
+	s, logs := newSyslogForTest(t, SyslogOptions{TCP: "127.0.0.1:0", Sink: sink.take, Quiet: time.Hour, Idle: 50 * time.Millisecond})
+	c := dialTCP(t, s)
+	io.WriteString(c, "<27>Nov 24 11:32:49 vm app: one\n")
+	closedByListener(t, c, "a connection idle after a message")
+	waitLog(t, logs, "no idle close", "idle", "waited=50ms")
+	if st := s.Stats(); st.Accepted != 1 {
+		t.Errorf("stats = %+v, want the message accepted", st)
+	}
+}
+
+// TestSyslogQuietConnectionsDoNotKeepSendersOut: 16 connections that send
+// nothing filled every slot for the 5-minute idle timeout, and a real
+// sender was reset and its alarm lost. Now one client holds at most
+// MaxConnsPerClient, a new connection closes a quiet one for room, and a
+// flood from one client does not touch another client's connection.
+func TestSyslogQuietConnectionsDoNotKeepSendersOut(t *testing.T) {
+	sink := new(fakeSink)
+	s, logs := newSyslogForTest(t, SyslogOptions{TCP: "127.0.0.1:0", Sink: sink.take})
+	_, tcp := s.Addrs()
+	from := func(ip string) net.Conn {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+		c, err := d.Dial("tcp", tcp.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	// A sender on another host, connected before the flood.
+	other := from("127.0.0.2")
+	io.WriteString(other, "<27>Nov 24 11:32:49 pbx app: before the flood\n")
 	waitStats(t, s, "the first alarm", func(st SyslogStats) bool { return st.Accepted == 1 })
 
-	b := dialTCP(t, s)
-	b.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := b.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("second connection: Read = %v, want it closed", err)
+	var quiet []net.Conn
+	for range DefaultSyslogConns {
+		quiet = append(quiet, from("127.0.0.1"))
 	}
-	waitStats(t, s, "one rejection", func(st SyslogStats) bool { return st.ConnsRejected == 1 })
-	waitLog(t, logs, "no rejection", "too many open")
+	sender := from("127.0.0.1")
+	io.WriteString(sender, "<27>Nov 24 11:32:49 vm app: real alarm\n")
+	waitStats(t, s, "the real sender's alarm", func(st SyslogStats) bool { return st.Accepted == 2 })
+	// The listener closed the oldest quiet ones for room: all but the last
+	// MaxConnsPerClient-1 of them.
+	for i, c := range quiet[:len(quiet)-(DefaultSyslogConnsPerClient-1)] {
+		closedByListener(t, c, fmt.Sprintf("quiet connection %d", i))
+	}
+	waitLog(t, logs, "no line about room", "connection closed to make room", "syslog tcp")
 
-	// The first connection still works; once it is gone, a new one is served.
-	io.WriteString(a, "<27>Nov 24 11:32:49 vm app: second\n")
-	waitStats(t, s, "the second alarm", func(st SyslogStats) bool { return st.Accepted == 2 })
-	a.Close()
-	for i := 0; s.Stats().Accepted < 3; i++ {
-		if i == 100 {
-			t.Fatalf("no third alarm: %+v", s.Stats())
-		}
-		// Until the listener has seen the first connection go, a new one is
-		// rejected.
-		rejected := s.Stats().ConnsRejected
-		c := dialTCP(t, s)
-		io.WriteString(c, "<27>Nov 24 11:32:49 vm app: third\n")
-		c.Close()
-		waitStats(t, s, "an answer", func(st SyslogStats) bool { return st.Accepted == 3 || st.ConnsRejected > rejected })
+	io.WriteString(other, "<27>Nov 24 11:32:49 pbx app: after the flood\n")
+	st := waitStats(t, s, "the other host's second alarm", func(st SyslogStats) bool { return st.Accepted == 3 })
+	if st.ConnsRejected != 0 || st.ConnsEvicted != uint64(len(quiet)-(DefaultSyslogConnsPerClient-1)) {
+		t.Errorf("stats = %+v, want none rejected and %d evicted", st, len(quiet)-(DefaultSyslogConnsPerClient-1))
 	}
+}
+
+// TestSyslogBusyConnectionsKept: a connection handing a message to the
+// sink is never closed for room; a client whose every slot is busy is
+// refused a new connection, and once the sink answers it is served again.
+func TestSyslogBusyConnectionsKept(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	var mu sync.Mutex
+	taken := 0
+	sink := func(ctx context.Context, a alarm.Alarm) error {
+		if a.Code == "slow" {
+			entered <- struct{}{}
+			<-release
+		}
+		mu.Lock()
+		taken++
+		mu.Unlock()
+		return nil
+	}
+	s, logs := newSyslogForTest(t, SyslogOptions{TCP: "127.0.0.1:0", Sink: sink, MaxConns: 1, MaxConnsPerClient: 1})
+	a := dialTCP(t, s)
+	io.WriteString(a, "<27>Nov 24 11:32:49 vm slow: first\n")
+	<-entered
+	b := dialTCP(t, s)
+	closedByListener(t, b, "a new connection while the only one is busy")
+	waitLog(t, logs, "no refusal", "connection refused: every open one is busy")
+	close(release)
+	waitStats(t, s, "the first alarm", func(st SyslogStats) bool { return st.Accepted == 1 })
+	if st := s.Stats(); st.ConnsRejected != 1 || st.ConnsEvicted != 0 {
+		t.Errorf("stats = %+v, want 1 rejected, none evicted", st)
+	}
+	// Idle now: a new connection takes its place.
+	c := dialTCP(t, s)
+	io.WriteString(c, "<27>Nov 24 11:32:49 vm app: second\n")
+	waitStats(t, s, "the second alarm", func(st SyslogStats) bool { return st.Accepted == 2 })
+	closedByListener(t, a, "the idle connection")
 }
 
 // A sink that blocks (a flash write that hangs) does not keep Close from

@@ -3,7 +3,9 @@
 package main
 
 import (
+	"net"
 	"net/http"
+	"os"
 
 	"mailagent/appliance/agent"
 	"mailagent/appliance/config"
@@ -25,7 +27,22 @@ func adminPage(backend *agent.Admin, env *Env, c *config.Config, alarms http.Han
 		SetupCode:  setupCode,
 		TrustProxy: c.HTTP.TrustProxy,
 		BaseURL:    c.HTTP.BaseURL,
+		Hosts:      pageHosts(c),
 		Log:        env.Log,
 	})
 	return page, login, err
+}
+
+// pageHosts are the names the page answers to besides IP addresses,
+// localhost and http.base_url's: http.listen's host, and the box's host
+// name, alone and under .local (mDNS).
+func pageHosts(c *config.Config) []string {
+	var hs []string
+	if host, _, err := net.SplitHostPort(c.HTTP.Listen); err == nil && host != "" {
+		hs = append(hs, host)
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		hs = append(hs, h, h+".local")
+	}
+	return hs
 }

@@ -22,6 +22,7 @@ import (
 	"mailagent/appliance/agent"
 	"mailagent/appliance/config"
 	"mailagent/appliance/ingest"
+	"mailagent/appliance/limit"
 	"mailagent/console"
 )
 
@@ -64,12 +65,8 @@ var cmdRun = &Command{
 			ln.Close()
 			return err
 		}
-		srv := &http.Server{
-			Handler:           page,
-			ReadHeaderTimeout: 10 * time.Second,
-			ReadTimeout:       time.Minute,
-			WriteTimeout:      3 * time.Minute, // a test mail may take two
-		}
+		srv, limited := webServer(page, ln, webLimits(), env.Log)
+		ln = limited
 		scheme := "http"
 		if web.tls != nil {
 			scheme = "https"
@@ -112,6 +109,9 @@ var cmdRun = &Command{
 			} else {
 				fmt.Fprintf(env.Stdout, "alarms over HTTP: POST %s/alarm and /alertmanager (user %s)\n", base, user)
 			}
+			for _, n := range exposureNotes(&c) {
+				fmt.Fprintf(env.Stdout, "note: %s\n", n)
+			}
 			for _, w := range a.Warnings() {
 				fmt.Fprintf(env.Stdout, "warning: %s\n", w)
 			}
@@ -129,6 +129,60 @@ var cmdRun = &Command{
 			}
 		})
 	},
+}
+
+// maxHeaderBytes bounds a request's header on the web listener. Go's
+// default, 1 MiB, let 200 connections take the agent from 10 MB to 326 MB;
+// a browser sends 1 to 2 KiB, a proxy in front adds a few lines. Larger
+// headers get 431.
+const maxHeaderBytes = 16 << 10
+
+// httpLimits are the connection limits of the web listener.
+type httpLimits struct{ max, perClient int }
+
+// Descriptors the web listener leaves for everything else: the local
+// socket (32 clients), syslog TCP (16), files and SMTP.
+const fdReserve = 96
+
+// webLimits are the web listener's connection limits: 16 per client (a
+// browser opens 6), and 128 in all, fewer when RLIMIT_NOFILE is low: half
+// of what is left after fdReserve, so connections can never take every
+// file descriptor of the process.
+func webLimits() httpLimits {
+	l := httpLimits{max: 128, perClient: 16}
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil && rl.Cur < 1<<20 {
+		l.max = min(l.max, max(l.perClient, (int(rl.Cur)-fdReserve)/2))
+	}
+	return l
+}
+
+// webServer is the HTTP server of the page and the alarm endpoints on
+// ln, within the limits: a header of at most maxHeaderBytes, read within
+// 10 s; a request within a minute; a connection idle for a minute closed;
+// lim's connections, a quiet or idle one closed for room when a new one
+// comes (limit.Listener, told by ConnState which ones serve a request).
+// Serve it on the returned listener.
+func webServer(h http.Handler, ln net.Listener, lim httpLimits, log *slog.Logger) (*http.Server, *limit.Listener) {
+	limited := limit.Listen(ln, limit.ListenOptions{Name: "http", Max: lim.max, PerClient: lim.perClient, Log: log})
+	srv := &http.Server{
+		Handler:           h,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		WriteTimeout:      3 * time.Minute, // a test mail may take two
+		IdleTimeout:       time.Minute,
+		ConnState: func(c net.Conn, st http.ConnState) {
+			switch st {
+			case http.StateActive:
+				limited.Active(c)
+			case http.StateIdle:
+				limited.Idle(c)
+			}
+		},
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	return srv, limited
 }
 
 // applyMemoryLimit gives the Go runtime the board's soft memory limit
@@ -194,6 +248,48 @@ func webTLS(a *agent.Agent, c *config.Config) (webServing, error) {
 		return webServing{}, err
 	}
 	return webServing{tls: conf(cert.Certificate), certFile: cert.File, fingerprint: cert.Fingerprint}, nil
+}
+
+// exposureNotes say which listeners of c take connections on every
+// interface, the WAN side of a gateway too, and what to set instead. The
+// gateway and PBX boards listen so by default (http.listen ":8443"), so
+// that the page can be reached for the first setup; run says so at every
+// start.
+func exposureNotes(c *config.Config) []string {
+	var notes []string
+	for _, l := range []struct{ key, addr, what string }{
+		{"http.listen", c.HTTP.Listen, "the web page and the alarm endpoints listen"},
+		{"syslog.listen_udp", c.Syslog.ListenUDP, "syslog over UDP, which takes alarms without authentication, listens"},
+		{"syslog.listen_tcp", c.Syslog.ListenTCP, "syslog over TCP, which takes alarms without authentication, listens"},
+	} {
+		if l.addr != "" && everyInterface(l.addr) {
+			notes = append(notes, fmt.Sprintf("%s on every interface (%s %s), the WAN side too unless a firewall drops it; set %s to the LAN address (e.g. 192.168.1.1%s) to keep it there",
+				l.what, l.key, l.addr, l.key, portSuffix(l.addr)))
+		}
+	}
+	return notes
+}
+
+// everyInterface reports whether addr ("host:port") listens on every
+// interface: no host, 0.0.0.0 or ::.
+func everyInterface(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsUnspecified()
+}
+
+// portSuffix is ":port" of addr, "" without one.
+func portSuffix(addr string) string {
+	if _, port, err := net.SplitHostPort(addr); err == nil {
+		return ":" + port
+	}
+	return ""
 }
 
 // loopbackListen reports whether addr listens on a loopback address only.

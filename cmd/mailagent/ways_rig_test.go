@@ -3,13 +3,10 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"mime/quotedprintable"
-	"net"
 	"net/http"
 	"net/mail"
 	"net/url"
@@ -23,52 +20,6 @@ import (
 
 	"mailagent/appliance/testrig"
 )
-
-// freePort returns a port on 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T, network string) int {
-	t.Helper()
-	if network == "udp" {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// startAgent runs "mailagent run" in-process until the test ends.
-func startAgent(t *testing.T, data string) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	stdoutR, stdoutW := io.Pipe()
-	var stderr syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		code := run(ctx, []string{"--data", data, "run"}, strings.NewReader(""), stdoutW, &stderr)
-		stdoutW.Close()
-		done <- code
-	}()
-	sc := bufio.NewScanner(stdoutR)
-	for sc.Scan() {
-		if strings.HasPrefix(sc.Text(), "mailagent ") && strings.Contains(sc.Text(), "running on board") {
-			break
-		}
-	}
-	go io.Copy(io.Discard, stdoutR)
-	t.Cleanup(func() {
-		cancel()
-		if code := <-done; code != 0 {
-			t.Errorf("mailagent run: exit %d\n%s", code, stderr.String())
-		}
-	})
-}
 
 // waitBody waits for a mail to "to" whose decoded body contains every want.
 func waitBody(t *testing.T, rig *testrig.Rig, to string, want ...string) string {

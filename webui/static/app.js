@@ -176,12 +176,17 @@
     var c = changes();
     if (c.n === 0) return Promise.resolve(true);
     say('form-msg', 'saving…');
-    return call('POST', '/api/config', { set: c.set, unset: c.unset }).then(function (r) {
+    var body = { set: c.set, unset: c.unset }, pw = $('reauth-password');
+    if (pw.value) body.password = pw.value;
+    return call('POST', '/api/config', body).then(function (r) {
+      pw.value = '';
       if (r.status !== 200) {
         showErrors(r.body.errors);
+        if (r.body.errors && r.body.errors.password) { $('reauth').hidden = false; pw.focus(); }
         say('form-msg', failText(r.body), 'bad');
         return false;
       }
+      $('reauth').hidden = true;
       showErrors({});
       return loadConfig().then(function () {
         var p = r.body.problems || [];

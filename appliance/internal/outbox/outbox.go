@@ -23,6 +23,16 @@ import (
 // spool does the same, and refuses with spool.ErrFull when everything in it
 // outranks the incoming alarm.
 //
+// AcceptUnauthenticated does the same for alarms from ways in whose
+// sender is not authenticated (syslog), which anyone on the LAN can send
+// and spoof, but keeps them from the authenticated ones' room and from
+// the flash: they go to a spool of their own (Options.Unauthenticated),
+// at most UnauthenticatedPerMinute a minute, and to memory beyond that;
+// in memory they hold at most UnauthenticatedMemory entries and push out
+// only each other, and an authenticated alarm that finds memory full
+// pushes out one of them first. So a flood of spoofed criticals costs a
+// bounded number of flash writes and never drops an authenticated alarm.
+//
 // Run waits for the first alarm, then DigestWindow for more, then sends
 // everything queued: one mail when DigestWindow is set, one mail per alarm
 // otherwise, all over one connection (Send gets the whole burst). Never more
@@ -49,6 +59,17 @@ type Options struct {
 	Spool *spool.Spool
 	// MemoryEntries bounds the memory queue; 100 if zero.
 	MemoryEntries int
+	// Unauthenticated is the persistent queue of alarms from
+	// unauthenticated ways in (AcceptUnauthenticated); nil keeps them in
+	// memory only.
+	Unauthenticated *spool.Spool
+	// UnauthenticatedPerMinute bounds how many of them are written to
+	// Unauthenticated a minute (a bucket of as many, refilled evenly); the
+	// rest go to memory. 10 if zero.
+	UnauthenticatedPerMinute int
+	// UnauthenticatedMemory is the most memory entries they hold;
+	// MemoryEntries/4 if zero.
+	UnauthenticatedMemory int
 	// Persist is the lowest severity always put in the spool; Major if zero.
 	Persist alarm.Severity
 	// DigestWindow is how long alarms gather before a mail; 0 sends each
@@ -73,6 +94,9 @@ type queued struct {
 	a   alarm.Alarm
 	id  spool.ID // "" for the memory queue
 	seq uint64   // acceptance order in memory
+	// unauth marks an alarm from an unauthenticated way in (in memory, or
+	// in Options.Unauthenticated).
+	unauth bool
 }
 
 // Outbox queues alarms and delivers them as mail.
@@ -83,16 +107,18 @@ type Outbox struct {
 
 	dropLog lograte.Limiter // one line a minute about drops, however many
 
-	mu       sync.Mutex
-	mem      []queued
-	seq      uint64
-	dropped  spool.Drops // memory-queue drops not yet reported
-	limit    hourly
-	failures int
-	failing  error     // the last delivery error, nil when delivery works
-	since    time.Time // when delivery started failing
-	nextTry  time.Time
-	last     Delivery
+	mu        sync.Mutex
+	mem       []queued
+	memUnauth int // entries of mem from unauthenticated ways in
+	budget    bucket
+	seq       uint64
+	dropped   spool.Drops // memory-queue drops not yet reported
+	limit     hourly
+	failures  int
+	failing   error     // the last delivery error, nil when delivery works
+	since     time.Time // when delivery started failing
+	nextTry   time.Time
+	last      Delivery
 }
 
 // Delivery is the last accepted mail.
@@ -112,13 +138,20 @@ func New(o Options) *Outbox {
 	if o.MaxPerHour == 0 {
 		o.MaxPerHour = 30
 	}
+	if o.UnauthenticatedPerMinute == 0 {
+		o.UnauthenticatedPerMinute = 10
+	}
+	if o.UnauthenticatedMemory == 0 {
+		o.UnauthenticatedMemory = max(1, o.MemoryEntries/4)
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Outbox{o: o, wake: make(chan struct{}, 1), flush: make(chan struct{}, 1), limit: hourly{n: o.MaxPerHour}}
+	return &Outbox{o: o, wake: make(chan struct{}, 1), flush: make(chan struct{}, 1), limit: hourly{n: o.MaxPerHour},
+		budget: bucket{n: float64(o.UnauthenticatedPerMinute), tokens: float64(o.UnauthenticatedPerMinute), at: o.Now()}}
 }
 
 // Accept queues a; it returns once a is safe (on flash when it must
@@ -137,36 +170,112 @@ func (ob *Outbox) Accept(a alarm.Alarm) error {
 		}
 	} else {
 		ob.mu.Lock()
-		ob.acceptMemory(a)
+		ob.acceptMemory(a, false)
 		ob.mu.Unlock()
 	}
+	ob.woken()
+	return nil
+}
+
+// AcceptUnauthenticated queues a, from a way in whose sender is not
+// authenticated: in Options.Unauthenticated when it must persist and the
+// flash budget allows (and that spool takes it), else in its share of
+// memory. It never refuses for room: a full share drops its least
+// severe, oldest alarm, or a, and counts the drop.
+func (ob *Outbox) AcceptUnauthenticated(a alarm.Alarm) error {
+	if err := a.Validate(); err != nil {
+		return err
+	}
+	ob.mu.Lock()
+	persist := (a.Severity >= ob.o.Persist || ob.failing != nil) && ob.o.Unauthenticated != nil && ob.budget.take(ob.o.Now())
+	ob.mu.Unlock()
+	if persist {
+		_, err := ob.o.Unauthenticated.Put(a)
+		if err != nil && !errors.Is(err, spool.ErrFull) {
+			return err
+		}
+		persist = err == nil
+	}
+	if !persist {
+		ob.mu.Lock()
+		ob.acceptMemory(a, true)
+		ob.mu.Unlock()
+	}
+	ob.woken()
+	return nil
+}
+
+// woken tells Run that an alarm came.
+func (ob *Outbox) woken() {
 	select {
 	case ob.wake <- struct{}{}:
 	default:
 	}
-	return nil
 }
 
 // acceptMemory queues a in memory, dropping the least severe, oldest entry
-// when full (or a itself when everything queued is more severe).
-func (ob *Outbox) acceptMemory(a alarm.Alarm) {
-	if len(ob.mem) >= ob.o.MemoryEntries {
-		victim := -1
+// when full (or a itself when everything queued is more severe). An alarm
+// from an unauthenticated way in (unauth) makes room only among its kind,
+// within their share; an authenticated one makes room by dropping one of
+// them first, whatever its severity.
+func (ob *Outbox) acceptMemory(a alarm.Alarm, unauth bool) {
+	victim := func(among func(queued) bool, sev alarm.Severity) int {
+		v := -1
 		for i, q := range ob.mem {
-			if q.a.Severity <= a.Severity && (victim < 0 || q.a.Severity < ob.mem[victim].a.Severity) {
-				victim = i
+			if among(q) && q.a.Severity <= sev && (v < 0 || q.a.Severity < ob.mem[v].a.Severity) {
+				v = i
 			}
 		}
-		if victim < 0 {
-			ob.dropped[a.Severity]++
-			ob.dropLog.Log(ob.o.Log, slog.LevelWarn, "memory queue full: alarm dropped (counted, reported in the next mail)", "code", a.Code, "severity", a.Severity)
-			return
+		return v
+	}
+	isUnauth := func(q queued) bool { return q.unauth }
+	v, full := -1, false
+	switch {
+	case unauth && (ob.memUnauth >= ob.o.UnauthenticatedMemory || len(ob.mem) >= ob.o.MemoryEntries):
+		full, v = true, victim(isUnauth, a.Severity)
+	case !unauth && len(ob.mem) >= ob.o.MemoryEntries:
+		full = true
+		if v = victim(isUnauth, alarm.Critical); v < 0 {
+			v = victim(func(queued) bool { return true }, a.Severity)
 		}
-		ob.dropped[ob.mem[victim].a.Severity]++
-		ob.mem = append(ob.mem[:victim], ob.mem[victim+1:]...)
+	}
+	if full && v < 0 {
+		ob.dropped[a.Severity]++
+		ob.dropLog.Log(ob.o.Log, slog.LevelWarn, "memory queue full: alarm dropped (counted, reported in the next mail)",
+			"code", a.Code, "severity", a.Severity, "unauthenticated", unauth)
+		return
+	}
+	if v >= 0 {
+		ob.dropped[ob.mem[v].a.Severity]++
+		if ob.mem[v].unauth {
+			ob.memUnauth--
+		}
+		ob.mem = append(ob.mem[:v], ob.mem[v+1:]...)
 	}
 	ob.seq++
-	ob.mem = append(ob.mem, queued{a: a, seq: ob.seq})
+	ob.mem = append(ob.mem, queued{a: a, seq: ob.seq, unauth: unauth})
+	if unauth {
+		ob.memUnauth++
+	}
+}
+
+// bucket is the flash budget of unauthenticated alarms: n a minute.
+type bucket struct {
+	n, tokens float64
+	at        time.Time
+}
+
+// take takes a write from the budget if there is one left at now.
+func (b *bucket) take(now time.Time) bool {
+	if d := now.Sub(b.at); d > 0 {
+		b.tokens = min(b.n, b.tokens+b.n*d.Minutes())
+		b.at = now
+	}
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }
 
 // pending is everything queued, oldest first by alarm time.
@@ -175,6 +284,12 @@ func (ob *Outbox) pending() ([]queued, spool.Drops, error) {
 	if err != nil {
 		return nil, spool.Drops{}, err
 	}
+	var unauth []spool.Entry
+	if ob.o.Unauthenticated != nil {
+		if unauth, err = ob.o.Unauthenticated.List(); err != nil {
+			return nil, spool.Drops{}, err
+		}
+	}
 	ob.mu.Lock()
 	q := append([]queued(nil), ob.mem...)
 	drops := ob.dropped
@@ -182,12 +297,25 @@ func (ob *Outbox) pending() ([]queued, spool.Drops, error) {
 	for _, e := range entries {
 		q = append(q, queued{a: e.Alarm, id: e.ID})
 	}
+	for _, e := range unauth {
+		q = append(q, queued{a: e.Alarm, id: e.ID, unauth: true})
+	}
 	sortQueued(q)
-	sd := ob.o.Spool.Stats().Drops
-	for i := range drops {
-		drops[i] += sd[i]
+	for _, sp := range ob.spools() {
+		sd := sp.Stats().Drops
+		for i := range drops {
+			drops[i] += sd[i]
+		}
 	}
 	return q, drops, nil
+}
+
+// spools are the persistent queues: Spool, and Unauthenticated if set.
+func (ob *Outbox) spools() []*spool.Spool {
+	if ob.o.Unauthenticated == nil {
+		return []*spool.Spool{ob.o.Spool}
+	}
+	return []*spool.Spool{ob.o.Spool, ob.o.Unauthenticated}
 }
 
 func sortQueued(q []queued) {
@@ -324,15 +452,22 @@ func (ob *Outbox) deliver(ctx context.Context, q []queued, drops spool.Drops) {
 
 func (ob *Outbox) delivered(m Mail, reply string) {
 	now := ob.o.Now()
-	var ids []spool.ID
+	var ids, unauthIDs []spool.ID
 	ob.mu.Lock()
 	for _, e := range m.entries {
-		if e.id != "" {
+		switch {
+		case e.id != "" && e.unauth:
+			unauthIDs = append(unauthIDs, e.id)
+			continue
+		case e.id != "":
 			ids = append(ids, e.id)
 			continue
 		}
 		for i, q := range ob.mem {
 			if q.seq == e.seq {
+				if q.unauth {
+					ob.memUnauth--
+				}
 				ob.mem = append(ob.mem[:i], ob.mem[i+1:]...)
 				break
 			}
@@ -355,9 +490,27 @@ func (ob *Outbox) delivered(m Mail, reply string) {
 	if err := ob.o.Spool.Remove(ids...); err != nil {
 		ob.o.Log.Error("delivered alarms not removed from the spool; they may be sent twice", "err", err)
 	}
-	if reported.Total() > 0 {
-		if err := ob.o.Spool.ForgetDrops(reported); err != nil {
-			ob.o.Log.Error("drop counts not reset", "err", err)
+	if len(unauthIDs) > 0 {
+		if err := ob.o.Unauthenticated.Remove(unauthIDs...); err != nil {
+			ob.o.Log.Error("delivered alarms not removed from the spool; they may be sent twice", "err", err)
+		}
+	}
+	// The reported drops are taken from the spools in turn, as much as
+	// each holds: the counts add up, whichever spool a drop was counted in.
+	for _, sp := range ob.spools() {
+		if reported.Total() == 0 {
+			break
+		}
+		var take spool.Drops
+		held := sp.Stats().Drops
+		for i := range take {
+			take[i] = min(reported[i], held[i])
+			reported[i] -= take[i]
+		}
+		if take.Total() > 0 {
+			if err := sp.ForgetDrops(take); err != nil {
+				ob.o.Log.Error("drop counts not reset", "err", err)
+			}
 		}
 	}
 	ob.o.Log.Info("alarm mail delivered", "alarms", len(m.Alarms), "reply", reply)

@@ -316,3 +316,114 @@ func TestFlushRetriesNow(t *testing.T) {
 		}
 	})
 }
+
+// TestUnauthenticatedFlood: spoofed syslog criticals wore the flash (500 a
+// second for 20 s: 20,005 write syscalls, 388 MB) and pushed the real
+// alarms out of the 50-entry spool. Alarms from unauthenticated ways in
+// now reach flash at most UnauthenticatedPerMinute a minute, into a spool
+// of their own, and in memory push out only each other; an authenticated
+// alarm arriving into a full memory queue pushes one of them out. Every
+// authenticated alarm is still queued, and a drop of the flood is counted.
+func TestUnauthenticatedFlood(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		uspool, err := spool.Open(filepath.Join(t.TempDir(), "spool-syslog"), spool.Options{Max: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer uspool.Close()
+		ob, _, sp := newForTest(t, Options{MemoryEntries: 7, Unauthenticated: uspool, UnauthenticatedPerMinute: 2, UnauthenticatedMemory: 2})
+		var want []string
+		for i := range 5 { // fills the spool (Max 5)
+			code := fmt.Sprintf("AUTH-MAJOR-%d", i)
+			if err := ob.Accept(raise(alarm.Major, code)); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, code)
+		}
+		for i := range 5 { // in memory
+			code := fmt.Sprintf("AUTH-INFO-%d", i)
+			if err := ob.Accept(raise(alarm.Info, code)); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, code)
+		}
+		before := sp.Stats().Written
+		// 10 seconds of a flood of 100 spoofed criticals a second.
+		for s := range 10 {
+			for i := range 100 {
+				if err := ob.AcceptUnauthenticated(raise(alarm.Critical, fmt.Sprintf("SPOOF-%d-%d", s, i))); err != nil {
+					t.Fatalf("AcceptUnauthenticated = %v, want it taken or dropped, never refused", err)
+				}
+			}
+			time.Sleep(time.Second)
+		}
+		// One more authenticated alarm, into a memory queue that is full:
+		// a spoofed one gives way.
+		if err := ob.Accept(raise(alarm.Info, "AUTH-INFO-LATE")); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, "AUTH-INFO-LATE")
+
+		q, drops, err := ob.pending()
+		if err != nil {
+			t.Fatal(err)
+		}
+		have := map[string]bool{}
+		spoofed, spoofedOnFlash := 0, 0
+		for _, e := range q {
+			have[e.a.Code] = true
+			if strings.HasPrefix(e.a.Code, "SPOOF-") {
+				spoofed++
+				if e.id != "" {
+					spoofedOnFlash++
+				}
+			}
+		}
+		for _, code := range want {
+			if !have[code] {
+				t.Errorf("authenticated alarm %s pushed out by the flood", code)
+			}
+		}
+		// The budget: 2 at once, 2 a minute more: 2 in the first 10 s.
+		if st := uspool.Stats(); st.Len != 2 || spoofedOnFlash != 2 {
+			t.Errorf("%d spoofed alarms on flash (spool holds %d), want 2: the budget of 2 a minute", spoofedOnFlash, st.Len)
+		}
+		if sp.Stats().Written != before {
+			t.Errorf("the flood wrote %d bytes into the authenticated spool", sp.Stats().Written-before)
+		}
+		// Memory: 7 entries, 2 of them the flood's; the late
+		// authenticated alarm took the place of one of them.
+		if got := spoofed - spoofedOnFlash; got != 1 {
+			t.Errorf("%d spoofed alarms in memory, want 1 (a share of 2, one given to the late authenticated alarm)", got)
+		}
+		if n := drops[alarm.Critical]; n != 1000-spoofed {
+			t.Errorf("%d critical drops counted, want %d (the flood less what is queued)", n, 1000-spoofed)
+		}
+	})
+}
+
+// TestUnauthenticatedDelivered: alarms in the unauthenticated spool are
+// mailed and removed like the others, and their drops are reported once.
+func TestUnauthenticatedDelivered(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		uspool, err := spool.Open(filepath.Join(t.TempDir(), "spool-syslog"), spool.Options{Max: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer uspool.Close()
+		ob, f, _ := newForTest(t, Options{DigestWindow: time.Second, Unauthenticated: uspool})
+		ob.AcceptUnauthenticated(raise(alarm.Major, "SYSLOG-1"))
+		ob.AcceptUnauthenticated(raise(alarm.Critical, "SYSLOG-2")) // drops SYSLOG-1 from its spool
+		ob.Accept(raise(alarm.Major, "AUTH-1"))
+		run(t, ob)
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		ms := f.mails()
+		if len(ms) != 1 || len(ms[0].Alarms) != 2 || ms[0].Dropped.Total() != 1 {
+			t.Fatalf("mails = %+v, want one with SYSLOG-2 and AUTH-1 and one drop", ms)
+		}
+		if st := uspool.Stats(); st.Len != 0 || st.Drops.Total() != 0 {
+			t.Errorf("unauthenticated spool after delivery: %+v, want empty, drops forgotten", st)
+		}
+	})
+}
