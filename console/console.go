@@ -18,11 +18,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"strings"
 	"time"
 
 	"mailagent/appliance/agent"
 	"mailagent/appliance/config"
+	"mailagent/appliance/limit"
 	"mailagent/board"
 )
 
@@ -62,10 +64,17 @@ type Options struct {
 	Log *Ring
 	// Version and Where name the program and the line in the greeting.
 	Version, Where string
+	// Logins limits wrong admin passwords across the sessions of one line:
+	// the line is one client (limit.Attempts: 5, then one a minute). Nil
+	// limits each session to its three tries only.
+	Logins *limit.Attempts
 }
 
 // ErrNoLogin ends a session whose password was refused three times.
 var ErrNoLogin = errors.New("console: the admin password was refused three times")
+
+// lineClient is the one client of a console line for Options.Logins.
+var lineClient = netip.IPv6Unspecified()
 
 // loginDelay is the wait after a refused console password.
 var loginDelay = 3 * time.Second
@@ -156,11 +165,20 @@ func (s *session) login(ctx context.Context) error {
 		return nil
 	}
 	for try := 0; try < 3 && ctx.Err() == nil; try++ {
+		if s.o.Logins != nil {
+			if ok, wait := s.o.Logins.Take(lineClient); !ok {
+				fmt.Fprintf(s.t, "too many wrong passwords on this line: try again in %d seconds\n", limit.RetryAfter(wait))
+				return ErrNoLogin
+			}
+		}
 		pw, err := s.ask(ctx, "admin password: ")
 		if err != nil && !errors.Is(err, ErrInterrupt) {
 			return err
 		}
 		if s.o.CheckPassword(hash, pw) {
+			if s.o.Logins != nil {
+				s.o.Logins.Success(lineClient)
+			}
 			return nil
 		}
 		time.Sleep(loginDelay)

@@ -16,6 +16,7 @@ import (
 
 	"mailagent/appliance/agent"
 	"mailagent/appliance/config"
+	"mailagent/appliance/limit"
 	"mailagent/board"
 	"mailagent/console/ptytest"
 )
@@ -267,6 +268,38 @@ func TestRequireLogin(t *testing.T) {
 	}
 	got := f.talk(t, "wrong\nlong-enough-1\nshow console\n", false)
 	wantIn(t, got, "wrong password", "require_login = true")
+}
+
+// TestLoginLimitAcrossSessions: a line is one client, so ending a session
+// after three wrong passwords and starting another does not give more
+// tries than the limiter's burst; the right password is refused too while
+// the line waits, and works once its time has passed.
+func TestLoginLimitAcrossSessions(t *testing.T) {
+	loginDelay = 0
+	f := newFixture(t)
+	f.talk(t, "passwd\nlong-enough-1\nlong-enough-1\nset console.require_login true\ncommit\n", false)
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	f.o.Logins = limit.NewAttempts(limit.AttemptOptions{Now: func() time.Time { return now }})
+	session := func(input string) (string, error) {
+		var out bytes.Buffer
+		err := Run(context.Background(), NewTerm(strings.NewReader(input), &out, false), f.o)
+		return out.String(), err
+	}
+	if _, err := session("one\ntwo\nthree\n"); !errors.Is(err, ErrNoLogin) {
+		t.Fatalf("three wrong passwords: %v", err)
+	}
+	out, err := session("four\nfive\nlong-enough-1\nshow console\n")
+	if !errors.Is(err, ErrNoLogin) || strings.Count(out, "wrong password\n") != 2 || !strings.Contains(out, "too many wrong passwords on this line: try again in 60 seconds") {
+		t.Fatalf("a second session after 3 wrong tries: err %v\n%s", err, out)
+	}
+	if strings.Contains(out, "require_login = true") {
+		t.Fatalf("the right password was let in while the line waits:\n%s", out)
+	}
+	now = now.Add(time.Minute)
+	out, err = session("long-enough-1\nshow console\n")
+	if err != nil || !strings.Contains(out, "require_login = true") {
+		t.Fatalf("a minute later, the right password: err %v\n%s", err, out)
+	}
 }
 
 func TestBanner(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mailagent/appliance/agent"
+	"mailagent/appliance/limit"
 	"mailagent/console"
 )
 
@@ -56,6 +57,8 @@ func consoleOptions(env *Env, backend console.Backend, log *console.Ring) consol
 		CheckPassword: agent.CheckPassword,
 		Log:           log,
 		Version:       version,
+		// one limiter for the line: its sessions share the wrong tries
+		Logins: limit.NewAttempts(limit.AttemptOptions{}),
 	}
 }
 

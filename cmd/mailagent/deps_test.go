@@ -50,7 +50,7 @@ var mayImport = map[string][]string{
 		"appliance/internal/flash", "appliance/internal/message", "appliance/internal/outbox", "appliance/internal/roots",
 		"appliance/internal/selfsigned", "appliance/internal/spool", "appliance/internal/submit", "board"},
 	"webui":         {"appliance/agent", "appliance/config", "appliance/alarm", "appliance/limit", "appliance/lograte", "board"},
-	"console":       {"appliance/agent", "appliance/config", "appliance/alarm", "board"},
+	"console":       {"appliance/agent", "appliance/config", "appliance/alarm", "appliance/limit", "board"},
 	"cmd/mailagent": {"appliance/agent", "appliance/alarm", "appliance/config", "appliance/ingest", "appliance/limit", "board", "console", "webui"},
 	// test doubles and helpers, imported by _test.go files only
 	"appliance/oauthtest":               {},
