@@ -51,13 +51,24 @@ func Banner(st agent.Status) string {
 		fmt.Fprintf(&b, "!! OAuth2 client secret expires %s (%s): %s\n", t.SecretExpires, plural(*t.SecretDaysLeft, "day"), t.SecretNote)
 	}
 	if len(st.Problems) > 0 {
-		keys := make([]string, 0, len(st.Problems))
+		var keys, other []string
 		for _, p := range st.Problems {
-			if p.Key != "" && !slices.Contains(keys, p.Key) { // the keyless one says there is no file yet
+			switch {
+			case p.Key == "":
+				other = append(other, p.Message)
+			case !slices.Contains(keys, p.Key):
 				keys = append(keys, p.Key)
 			}
 		}
-		fmt.Fprintf(&b, "!! mail cannot be sent yet: %s (set, then commit)\n", strings.Join(keys, ", "))
+		if len(keys) > 0 {
+			// a keyless problem beside keys says there is no file yet,
+			// which setting them mends
+			fmt.Fprintf(&b, "!! mail cannot be sent yet: %s (set, then commit)\n", strings.Join(keys, ", "))
+		} else {
+			for _, m := range other {
+				fmt.Fprintf(&b, "!! %s\n", m)
+			}
+		}
 	}
 	if st.Clock != "" && st.Clock != "ok" {
 		fmt.Fprintf(&b, "!! clock %s\n", st.Clock)

@@ -189,9 +189,14 @@ func addProblems(list []KeyProblem, p config.Problems) []KeyProblem {
 	return list
 }
 
-// keyProblems lists what keeps c from sending mail: first that there is no
-// file yet, then every problem of config.Validate.
+// keyProblems lists what keeps c from sending mail: a configuration that
+// cannot be read, alone; else first that there is no file yet, then every
+// problem of config.Validate.
 func (a *Agent) keyProblems(c *config.Config) []KeyProblem {
+	if err := a.unreadable(); err != nil {
+		// what the defaults lack is beside the point: the file is
+		return []KeyProblem{{Message: err.Error()}}
+	}
 	var out []KeyProblem
 	a.mu.Lock()
 	missing := a.file.Missing

@@ -77,6 +77,17 @@ redirect_url = "https://box.example.test/auth.htm"
 		banner: []string{"!! the agent is not running", "!! mail cannot be sent yet: mail.from, mail.to, smtp.host (set, then commit)"},
 		text:   []string{"config:     not ready:", "no configuration yet:", "mail.from: not set", "agent:      not running"},
 	}, {
+		name:   "configuration unreadable",
+		config: "garbage = [\n",
+		queue:  1,
+		check: func(t *testing.T, st *agent.Status) {
+			if len(st.Problems) != 1 || st.Problems[0].Key != "" || !strings.Contains(st.Problems[0].Message, "cannot be read") || len(st.Warnings) == 0 || st.Queue.Spooled != 1 {
+				t.Errorf("status %+v: want the damage named, alone, and the alarm on flash", st)
+			}
+		},
+		banner: []string{"!! the configuration cannot be read, so no mail is sent: ", "mailagent.toml is damaged: line 1"},
+		text:   []string{"warning:    ", "the configuration cannot be read, so no mail is sent"},
+	}, {
 		name:   "queued alarms",
 		config: configured,
 		queue:  2,
