@@ -21,7 +21,7 @@ DEMO_LISTEN ?= 127.0.0.1:8081
 VULNDB      ?= v0.0.0-20261105234957-e22db6528018
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 run: ## Run the agent on the host board with data in ./var
 	@mkdir -p $(DATA)
