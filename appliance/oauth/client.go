@@ -193,6 +193,15 @@ func (c *Client) Obtain(ctx context.Context) (*oauth2.Token, error) {
 // google-service-account) it obtains a new token, ignoring refreshToken;
 // in microsoft365 without a refresh token it uses the password again.
 func (c *Client) Refresh(ctx context.Context, refreshToken string) (*oauth2.Token, error) {
+	return c.RefreshGrant(ctx, refreshToken, "")
+}
+
+// RefreshGrant is Refresh for a grant obtained the way grant says
+// (Tokens.Grant; "" for unknown). At Microsoft a device-code grant is a
+// public client's: its refreshes carry neither client secret nor
+// assertion, as Entra refuses them (AADSTS700025) even for an app that has
+// a secret.
+func (c *Client) RefreshGrant(ctx context.Context, refreshToken, grant string) (*oauth2.Token, error) {
 	if !c.UsesRefreshToken() || (c.mode.Name == "microsoft365" && refreshToken == "") {
 		return c.Obtain(ctx)
 	}
@@ -205,8 +214,40 @@ func (c *Client) Refresh(ctx context.Context, refreshToken string) (*oauth2.Toke
 		return nil, err
 	}
 	cl.scrub.add(refreshToken)
-	tok, err := c.oauth2Config(c.redirectURL).TokenSource(ctx, &oauth2.Token{RefreshToken: refreshToken}).Token()
+	cl.public = c.publicGrant(grant)
+	tok, err := cl.oauth2Config(c.redirectURL).TokenSource(ctx, &oauth2.Token{RefreshToken: refreshToken}).Token()
 	return cl.done(tok, err)
+}
+
+// publicGrant reports whether a grant obtained the way grant says is a
+// public client's, which presents no client credentials: the device code
+// grant at Microsoft (canonical/authd#1881, email-oauth2-proxy#363).
+func (c *Client) publicGrant(grant string) bool {
+	return c.mode.Microsoft && grant == GrantDeviceCode
+}
+
+// ObtainGrant is how Obtain gets its grant in this mode (Tokens.Grant);
+// "" for the interactive modes.
+func (c *Client) ObtainGrant() string {
+	switch c.mode.Name {
+	case "microsoft365":
+		return GrantPassword
+	case "microsoft-app":
+		return GrantClientCredentials
+	case "google-service-account":
+		return GrantJWTBearer
+	}
+	return ""
+}
+
+// oauth2Config is the call's x/oauth2 configuration: a public call sends
+// only client_id.
+func (cl *tokenCall) oauth2Config(redirectURL string) *oauth2.Config {
+	oc := cl.c.oauth2Config(redirectURL)
+	if cl.public {
+		oc.ClientSecret = ""
+	}
+	return oc
 }
 
 // oauth2Config is the x/oauth2 configuration of this client. The auth
@@ -240,6 +281,7 @@ type tokenCall struct {
 	mu     sync.Mutex
 	scrub  scrubber
 	netErr error
+	public bool // a public client's request: no client secret or assertion
 }
 
 // begin checks the clock and returns a context whose HTTP client (the one
@@ -309,7 +351,12 @@ func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			return nil, fmt.Errorf("parse request form: %w", err)
 		}
-		if c.signer != nil && c.isTokenURL(req.URL) {
+		if cl.public {
+			form.Del("client_secret")
+			form.Del("client_assertion_type")
+			form.Del("client_assertion")
+			body = []byte(form.Encode())
+		} else if c.signer != nil && c.isTokenURL(req.URL) {
 			assertion, err := c.signer.sign()
 			if err != nil {
 				return nil, fmt.Errorf("sign client assertion: %w", err)

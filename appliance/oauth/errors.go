@@ -310,9 +310,12 @@ func microsoftFix(code int, mode string) string {
 	case 50076, 50079:
 		return "multi-factor authentication blocks the password grant: use mode exchange (a person signs in once) or microsoft-app"
 	case 7000218:
-		return `the app needs a client secret or "Allow public client flows" = Yes (Entra ID > App registrations > Authentication): enable it or set oauth2.client_secret`
+		return `the device code sign-in (and the password grant) needs public client flows: enable "Allow public client flows" (App registrations → your app → Authentication → Advanced settings), then authorise again`
 	case 700025:
-		return "the app is registered as a public client, so it must not send a secret: unset oauth2.client_secret or register a Web platform"
+		if mode == "exchange" {
+			return `Microsoft treats this grant as a public client's (a device code sign-in) and refused the client secret sent with it: authorise again (mailagent authorize), which records the grant so that its refreshes send no secret`
+		}
+		return "the app is registered as a public client, so it must not send a secret: register a Web platform for the app, or leave oauth2.client_secret unset where the mode allows it"
 	case 50126:
 		return "wrong user name or password: check oauth2.username and oauth2.password"
 	case 50034:
