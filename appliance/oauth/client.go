@@ -281,7 +281,8 @@ type tokenCall struct {
 	mu     sync.Mutex
 	scrub  scrubber
 	netErr error
-	public bool // a public client's request: no client secret or assertion
+	public bool          // a public client's request: no client secret or assertion
+	skew   time.Duration // system clock minus the last answer's Date header
 }
 
 // begin checks the clock and returns a context whose HTTP client (the one
@@ -307,12 +308,28 @@ func (c *Client) begin(ctx context.Context, op string) (*tokenCall, context.Cont
 // done turns the result of a token request into the call's answer.
 func (cl *tokenCall) done(tok *oauth2.Token, err error) (*oauth2.Token, error) {
 	if err != nil {
-		return nil, cl.c.classify(cl.op, err, cl.takeNetErr(), &cl.scrub)
+		return nil, cl.clockCheck(cl.c.classify(cl.op, err, cl.takeNetErr(), &cl.scrub))
 	}
 	if tok == nil || tok.AccessToken == "" {
 		return nil, cl.c.classify(cl.op, errors.New("the answer has no access_token"), nil, &cl.scrub)
 	}
 	return tok, nil
+}
+
+// clockCheck puts a refusal of the grant or the client down to the clock
+// when the token server's Date header is more than maxClockSkew from the
+// system clock: signed assertions and token lifetimes cannot work then, and
+// the clock is the fix to name first. Network trouble, 5xx and the like
+// keep their own hint.
+func (cl *tokenCall) clockCheck(e *ProviderError) *ProviderError {
+	cl.mu.Lock()
+	skew := cl.skew
+	cl.mu.Unlock()
+	if (skew > maxClockSkew || skew < -maxClockSkew) && (e.clock || e.Reauth || e.Code == "invalid_client") {
+		e.ClockSkew = skew.Round(time.Second)
+		e.forClock()
+	}
+	return e
 }
 
 // fail classifies err for this call.
@@ -377,6 +394,13 @@ func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
 	resp, err := c.base.RoundTrip(req)
+	if err == nil {
+		if d, derr := http.ParseTime(resp.Header.Get("Date")); derr == nil {
+			cl.mu.Lock()
+			cl.skew = c.now().Sub(d)
+			cl.mu.Unlock()
+		}
+	}
 	if err != nil {
 		cl.mu.Lock()
 		cl.netErr = &url.Error{Op: req.Method, URL: req.URL.Redacted(), Err: err}

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -21,6 +22,18 @@ import (
 // system clock reads a time before the build date: signed assertions and TLS
 // certificates would fail with riddles, so nothing is sent.
 var ErrClockUnset = errors.New("system clock not set")
+
+// ErrClockSkew is matched (errors.Is) by the error of a token request
+// refused because the system clock is off: the provider said the signed
+// assertion is outside its time window (Google's "Invalid JWT: Token must
+// be a short-lived token…", Microsoft's AADSTS700024), or the token
+// server's Date header is minutes away from the system clock. Such an
+// error is Transient: once the clock is right (NTP), the next try works.
+var ErrClockSkew = errors.New("system clock off")
+
+// maxClockSkew is how far the system clock may be from the token server's
+// Date header before a refusal is put down to the clock.
+const maxClockSkew = 2 * time.Minute
 
 // ErrNoRefreshToken is wrapped by the error of an interactive grant that
 // returned no refresh token (such a grant dies with its access token, so it
@@ -62,8 +75,13 @@ type ProviderError struct {
 	Transient bool
 	// Fix says in plain words what to do.
 	Fix string
+	// ClockSkew is how far the system clock is ahead of the token
+	// server's (negative: behind), by its Date header, when that is more
+	// than two minutes; 0 otherwise.
+	ClockSkew time.Duration
 
-	err error
+	err   error
+	clock bool // refused for the clock (ErrClockSkew)
 }
 
 // Error says what failed and what the provider answered.
@@ -92,7 +110,47 @@ func (e *ProviderError) Error() string {
 	default:
 		b.WriteString("failed")
 	}
+	if e.ClockSkew != 0 {
+		fmt.Fprintf(&b, "; the system clock is %s", skewWords(e.ClockSkew))
+	}
 	return b.String()
+}
+
+// Is matches ErrClockSkew for a refusal put down to the clock.
+func (e *ProviderError) Is(target error) bool { return target == ErrClockSkew && e.clock }
+
+// skewWords says how the clock is off: "10m0s ahead of the token server's".
+func skewWords(d time.Duration) string {
+	if d < 0 {
+		return (-d).Round(time.Second).String() + " behind the token server's"
+	}
+	return d.Round(time.Second).String() + " ahead of the token server's"
+}
+
+// clockRefusal reports whether the provider refused a signed assertion
+// for its time: Google's JWT time window (invalid_grant, "Invalid JWT:
+// Token must be a short-lived token (60 minutes) and in a reasonable
+// timeframe. Check your iat and exp values…"), Microsoft's AADSTS700024
+// (client assertion not within its valid time range).
+func (e *ProviderError) clockRefusal() bool {
+	if e.aadsts() == 700024 {
+		return true
+	}
+	d := strings.ToLower(e.Description)
+	return e.Code == "invalid_grant" && (strings.Contains(d, "reasonable timeframe") || strings.Contains(d, "iat and exp"))
+}
+
+// forClock makes e a refusal for the clock: not permanent (no person
+// can fix it by signing in; it works again once the clock is right), with
+// the clock as the fix.
+func (e *ProviderError) forClock() {
+	e.clock, e.Reauth, e.Transient = true, false, true
+	switch {
+	case e.ClockSkew != 0:
+		e.Fix = fmt.Sprintf("the system clock is %s (its Date header): set the clock or check NTP; mailagent tries again by itself", skewWords(e.ClockSkew))
+	default:
+		e.Fix = "the provider refused the signed request for its time: check the system clock (NTP); mailagent tries again by itself"
+	}
 }
 
 // Hint says what the administrator should do, or "" when there is nothing
@@ -220,6 +278,9 @@ func (c *Client) classify(op string, err error, netErr error, s *scrubber) *Prov
 	}
 	if f := c.fix(e); f != "" {
 		e.Fix = f
+	}
+	if e.clockRefusal() {
+		e.forClock()
 	}
 	return e
 }

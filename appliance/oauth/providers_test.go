@@ -4,14 +4,19 @@ package oauth_test
 // models what a real provider refuses, with the source in oauthtest.
 
 import (
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
 	"testing/synctest"
+	"time"
 
+	"mailagent/appliance/config"
 	"mailagent/appliance/oauth"
 	"mailagent/appliance/oauthtest"
+	"mailagent/board"
 )
 
 // deviceBox signs an exchange-mode box in with a device code at srv, the
@@ -101,6 +106,84 @@ func TestDeviceCodeNeedsPublicClientFlows(t *testing.T) {
 		}
 		if strings.Contains(err.Error()+pe.Hint(), lcSecret) {
 			t.Error("the client secret is in the error")
+		}
+	})
+}
+
+const (
+	saEmail = "alarms@mailagent-test.iam.gserviceaccount.com"
+	saKeyID = "kid-sa-clock"
+)
+
+// serviceAccountBox is a google-service-account box at a Google-flavoured
+// srv that knows its key and lets it act as lcMailbox.
+func serviceAccountBox(t *testing.T) (*oauthtest.Server, *oauth.Source) {
+	t.Helper()
+	key, _ := oauthtest.KeyPair(t, "service-account-clock")
+	srv := oauthtest.NewServer(t, oauthtest.Options{Flavour: oauthtest.Google, InProcess: true,
+		ServiceAccounts: []oauthtest.ServiceAccount{{Email: saEmail, KeyID: saKeyID, PublicKey: &key.PublicKey, Subjects: []string{lcMailbox}}}})
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := config.Config{Mail: config.Mail{From: lcMailbox, To: []string{"ops@example.test"}}}
+	c.SMTP.Auth = "oauth2"
+	c.OAuth2 = config.OAuth2{Mode: "google-service-account", ClientID: "104242424242424242424", ClientEmail: saEmail,
+		PrivateKeyID: saKeyID, PrivateKey: config.NewSecret(string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))),
+		Subject: lcMailbox, TokenURL: srv.TokenURL()}
+	cfg := c.WithDefaults(board.Profile{})
+	cl, err := oauth.NewClient(oauth.ClientOptions{Config: &cfg, HTTP: srv.HTTPClient()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := oauth.NewSource(oauth.SourceOptions{Path: filepath.Join(t.TempDir(), oauth.TokensFileName), Grant: cl, Config: &cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, src
+}
+
+// TestServiceAccountClockOffRecovers: Google checks a service account's
+// JWT (iat, exp) against its own clock and answers invalid_grant "Invalid
+// JWT: Token must be a short-lived token (60 minutes) and in a reasonable
+// timeframe" when the box's clock is off. No person can fix that by
+// signing in: the state is error (not reauth_required), status says the
+// clock is off and by how much, and the box gets its token by itself once
+// the clock is right.
+func TestServiceAccountClockOffRecovers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv, src := serviceAccountBox(t)
+		srv.Advance(-10 * time.Minute) // the box's clock is 10 minutes ahead
+		_, err := src.Token(t.Context())
+		if err == nil {
+			t.Fatal("Token with the clock 10 minutes ahead: no error")
+		}
+		if !errors.Is(err, oauth.ErrClockSkew) {
+			t.Errorf("Token = %v, want ErrClockSkew", err)
+		}
+		st := src.Status()
+		if st.State != oauth.StateError {
+			t.Errorf("state %q, want %q (a person cannot fix the clock by signing in)", st.State, oauth.StateError)
+		}
+		for _, want := range []string{"10m0s ahead"} {
+			if !strings.Contains(st.LastError, want) || !strings.Contains(st.Hint, want) {
+				t.Errorf("status error %q, hint %q: want %q in both", st.LastError, st.Hint, want)
+			}
+		}
+		if !strings.Contains(st.Hint, "NTP") {
+			t.Errorf("hint %q does not name NTP", st.Hint)
+		}
+
+		srv.Advance(10 * time.Minute) // NTP set the clock
+		time.Sleep(time.Minute)       // past the first backoff (30 s ±20 %)
+		if _, err := src.Token(t.Context()); err != nil {
+			t.Fatalf("Token once the clock is right = %v", err)
+		}
+		if st := src.Status(); st.State != oauth.StateOK {
+			t.Errorf("state %q once the clock is right, want ok", st.State)
+		}
+		if v := srv.Violations(); len(v) != 0 {
+			t.Errorf("violations: %q", v)
 		}
 	})
 }

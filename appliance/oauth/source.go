@@ -555,10 +555,14 @@ func isTransient(err error) bool {
 func describe(err error) string {
 	var pe *ProviderError
 	if errors.As(err, &pe) && pe.Code != "" {
+		d := pe.Code
 		if pe.Description != "" {
-			return strings.ToValidUTF8(pe.Code+": "+pe.Description, "\uFFFD")
+			d += ": " + pe.Description
 		}
-		return strings.ToValidUTF8(pe.Code, "\uFFFD")
+		if pe.ClockSkew != 0 {
+			d += " (the system clock is " + skewWords(pe.ClockSkew) + ")"
+		}
+		return strings.ToValidUTF8(d, "\uFFFD")
 	}
 	return strings.ToValidUTF8(err.Error(), "\uFFFD")
 }

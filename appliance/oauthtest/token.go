@@ -17,6 +17,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	q := s.newReq(r, "token request")
 	rp := s.tokenRequest(q)
 	s.flush(q.viol)
+	// The server's own clock (Advance moves it), as real servers send
+	// theirs: a client can tell its clock is off.
+	w.Header().Set("Date", q.now.UTC().Format(http.TimeFormat))
 	rp.write(w)
 }
 
