@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -184,6 +185,47 @@ func TestServiceAccountClockOffRecovers(t *testing.T) {
 		}
 		if v := srv.Violations(); len(v) != 0 {
 			t.Errorf("violations: %q", v)
+		}
+	})
+}
+
+// TestGmailAuthURLOverrideSendsEachParameterOnce: an oauth2.auth_url that
+// already carries access_type and prompt (copied from a guide) must not
+// make them appear twice: the providers refuse a repeated parameter (RFC
+// 6749 §3.1; Google: 400 invalid_request), which oauthtest does too.
+func TestGmailAuthURLOverrideSendsEachParameterOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := oauthtest.NewServer(t, oauthtest.Options{Flavour: oauthtest.Google, Account: lcMailbox, InProcess: true,
+			Clients: []oauthtest.Client{{ID: lcClientID, Secret: lcSecret, Auth: oauthtest.AuthPost, RedirectURIs: []string{lcRedirect}}}})
+		c := config.Config{Mail: config.Mail{From: lcMailbox, To: []string{"ops@example.test"}}}
+		c.SMTP.Auth = "oauth2"
+		c.OAuth2 = config.OAuth2{Mode: "gmail", ClientID: lcClientID, ClientSecret: config.NewSecret(lcSecret), RedirectURL: lcRedirect,
+			AuthURL: srv.AuthURL() + "?access_type=offline&prompt=consent&include_granted_scopes=true", TokenURL: srv.TokenURL()}
+		cfg := c.WithDefaults(board.Profile{})
+		cl, err := oauth.NewClient(oauth.ClientOptions{Config: &cfg, HTTP: srv.HTTPClient()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		authURL, p, err := cl.Start()
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, err := url.Parse(authURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := u.Query()
+		for k, vs := range q {
+			if len(vs) != 1 {
+				t.Errorf("parameter %s sent %d times: %q", k, len(vs), vs)
+			}
+		}
+		if q.Get("access_type") != "offline" || q.Get("prompt") != "consent" || q.Get("include_granted_scopes") != "true" || q.Get("state") != p.State {
+			t.Errorf("authorisation query %v: want the override's parameters and mailagent's state", q)
+		}
+		tok, err := cl.Finish(t.Context(), p, srv.Authorize(t, authURL))
+		if err != nil || tok.RefreshToken == "" {
+			t.Fatalf("Finish = %v, %v; want tokens with a refresh token", tok, err)
 		}
 	})
 }
