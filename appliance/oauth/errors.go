@@ -289,7 +289,7 @@ func (c *Client) classify(op string, err error, netErr error, s *scrubber) *Prov
 func (c *Client) fix(e *ProviderError) string {
 	mode := c.mode.Name
 	if c.mode.Microsoft {
-		if f := microsoftFix(e.aadsts(), mode); f != "" {
+		if f := microsoftFix(e.aadsts(), mode, e.Op); f != "" {
 			return f
 		}
 	}
@@ -360,10 +360,21 @@ func (c *Client) fix(e *ProviderError) string {
 }
 
 // microsoftFix is the hint for a Microsoft AADSTS error number.
-func microsoftFix(code int, mode string) string {
+func microsoftFix(code int, mode, op string) string {
 	switch code {
 	case 70008, 700082:
+		if op == "exchange" {
+			// At code redemption AADSTS70008 is the code's own expiry
+			// (codes live about 10 minutes), not the refresh token's.
+			return "the authorisation code expired before it was redeemed (it lasts about 10 minutes): authorise again and paste the address back at once"
+		}
 		return "the refresh token expired after 90 days without use: authorise again (the keep-alive refresh keeps it alive from then on)"
+	case 700024:
+		return "Microsoft refused the client assertion for its time (not within its valid time range): check the system clock (NTP); mailagent tries again by itself"
+	case 500011:
+		return "the scope's resource is not in this tenant (AADSTS500011: resource principal not found): check oauth2.scopes and oauth2.tenant; for SMTP the resource is Office 365 Exchange Online (https://outlook.office365.com/.default, or https://outlook.office.com/SMTP.Send when a person signs in), and the tenant needs Exchange Online"
+	case 1002012:
+		return "client credentials need a scope ending in /.default: unset oauth2.scopes for the default https://outlook.office365.com/.default"
 	case 7000222:
 		return "the client secret has expired: create a new secret for the app in Entra ID, then set oauth2.client_secret and oauth2.secret_expires"
 	case 7000215:

@@ -229,3 +229,73 @@ func TestGmailAuthURLOverrideSendsEachParameterOnce(t *testing.T) {
 		}
 	})
 }
+
+// TestMicrosoftErrorHints: Microsoft's answers, as the strict server gives
+// them, map to the hint that fixes them.
+func TestMicrosoftErrorHints(t *testing.T) {
+	appBox := func(t *testing.T, srv *oauthtest.Server, scopes ...string) *oauth.Client {
+		t.Helper()
+		c := config.Config{Mail: config.Mail{From: lcMailbox, To: []string{"ops@example.test"}}}
+		c.SMTP.Auth = "oauth2"
+		c.OAuth2 = config.OAuth2{Mode: "microsoft-app", ClientID: lcClientID, ClientSecret: config.NewSecret(lcSecret),
+			Tenant: srv.Tenant(), Authority: srv.URL() + "/", Scopes: scopes}
+		cfg := c.WithDefaults(board.Profile{})
+		cl, err := oauth.NewClient(oauth.ClientOptions{Config: &cfg, HTTP: srv.HTTPClient()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cl
+	}
+	tests := []struct {
+		name  string
+		run   func(t *testing.T, srv *oauthtest.Server) error
+		aad   string
+		want  []string
+		never string
+	}{
+		{name: "code expired at redemption (70008)", aad: "AADSTS70008", want: []string{"authorisation code expired", "10 minutes"}, never: "90 days",
+			run: func(t *testing.T, srv *oauthtest.Server) error {
+				cl, err := oauth.NewClient(oauth.ClientOptions{Config: exchangeConfig(srv), HTTP: srv.HTTPClient()})
+				if err != nil {
+					t.Fatal(err)
+				}
+				u, p, err := cl.Start()
+				if err != nil {
+					t.Fatal(err)
+				}
+				back := srv.Authorize(t, u)
+				time.Sleep(11 * time.Minute) // the admin pasted the address back too late
+				_, err = cl.Finish(t.Context(), p, back)
+				return err
+			}},
+		{name: "resource not in the tenant (500011)", aad: "AADSTS500011", want: []string{"not in this tenant", "https://outlook.office365.com/.default"},
+			run: func(t *testing.T, srv *oauthtest.Server) error {
+				_, err := appBox(t, srv, "https://outlook.office365.us/.default").Obtain(t.Context())
+				return err
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				srv := oauthtest.NewServer(t, oauthtest.Options{Flavour: oauthtest.Microsoft, Account: lcMailbox, InProcess: true,
+					Clients: []oauthtest.Client{{ID: lcClientID, Secret: lcSecret, Auth: oauthtest.AuthPost, RedirectURIs: []string{lcRedirect}, Mailbox: lcMailbox}}})
+				err := tt.run(t, srv)
+				var pe *oauth.ProviderError
+				if !errors.As(err, &pe) || !strings.HasPrefix(pe.Description, tt.aad) {
+					t.Fatalf("error %v, want %s", err, tt.aad)
+				}
+				for _, w := range tt.want {
+					if !strings.Contains(pe.Hint(), w) {
+						t.Errorf("hint %q lacks %q", pe.Hint(), w)
+					}
+				}
+				if tt.never != "" && strings.Contains(pe.Hint(), tt.never) {
+					t.Errorf("hint %q says %q", pe.Hint(), tt.never)
+				}
+				if strings.Contains(err.Error()+pe.Hint(), lcSecret) {
+					t.Error("the client secret is in the error")
+				}
+			})
+		})
+	}
+}
