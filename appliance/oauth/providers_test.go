@@ -118,7 +118,7 @@ const (
 
 // serviceAccountBox is a google-service-account box at a Google-flavoured
 // srv that knows its key and lets it act as lcMailbox.
-func serviceAccountBox(t *testing.T) (*oauthtest.Server, *oauth.Source) {
+func serviceAccountBox(t *testing.T) (*oauthtest.Server, *oauth.Source, string) {
 	t.Helper()
 	key, _ := oauthtest.KeyPair(t, "service-account-clock")
 	srv := oauthtest.NewServer(t, oauthtest.Options{Flavour: oauthtest.Google, InProcess: true,
@@ -137,11 +137,12 @@ func serviceAccountBox(t *testing.T) (*oauthtest.Server, *oauth.Source) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := oauth.NewSource(oauth.SourceOptions{Path: filepath.Join(t.TempDir(), oauth.TokensFileName), Grant: cl, Config: &cfg})
+	path := filepath.Join(t.TempDir(), oauth.TokensFileName)
+	src, err := oauth.NewSource(oauth.SourceOptions{Path: path, Grant: cl, Config: &cfg})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return srv, src
+	return srv, src, path
 }
 
 // TestServiceAccountClockOffRecovers: Google checks a service account's
@@ -153,7 +154,7 @@ func serviceAccountBox(t *testing.T) (*oauthtest.Server, *oauth.Source) {
 // the clock is right.
 func TestServiceAccountClockOffRecovers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		srv, src := serviceAccountBox(t)
+		srv, src, path := serviceAccountBox(t)
 		srv.Advance(-10 * time.Minute) // the box's clock is 10 minutes ahead
 		_, err := src.Token(t.Context())
 		if err == nil {
@@ -182,6 +183,11 @@ func TestServiceAccountClockOffRecovers(t *testing.T) {
 		}
 		if st := src.Status(); st.State != oauth.StateOK {
 			t.Errorf("state %q once the clock is right, want ok", st.State)
+		}
+		if f, err := oauth.LoadTokens(path); err != nil {
+			t.Error(err)
+		} else if f.Tokens.Grant != oauth.GrantJWTBearer {
+			t.Errorf("tokens.toml grant %q, want %q", f.Tokens.Grant, oauth.GrantJWTBearer)
 		}
 		if v := srv.Violations(); len(v) != 0 {
 			t.Errorf("violations: %q", v)

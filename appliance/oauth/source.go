@@ -235,6 +235,7 @@ func (s *Source) renew(ctx context.Context, done func() bool) (string, error) {
 			Fix: "mail waits and goes out once the token server answers again", Temp: true}
 	}
 	var nt *oauth2.Token
+	obtained := false // a new grant from the credentials
 	switch {
 	case t.RefreshToken.IsSet():
 		if g, ok := s.o.Grant.(grantRefresher); ok {
@@ -246,9 +247,11 @@ func (s *Source) renew(ctx context.Context, done func() bool) (string, error) {
 			// A password, client credential or key can make a new grant.
 			s.o.Log.Info("refresh token refused; obtaining a new grant", "mode", s.mode.Name)
 			nt, err = s.o.Grant.Obtain(ctx)
+			obtained = true
 		}
 	case !s.mode.Interactive:
 		nt, err = s.o.Grant.Obtain(ctx)
+		obtained = true
 	case t.AccessToken.IsSet() && s.alive():
 		return "", &TokenError{Msg: "the server refused the access token, and there is no refresh token to get another",
 			Fix: "authorise the box (mailagent authorize) or place a new access token in " + TokensFileName}
@@ -261,6 +264,9 @@ func (s *Source) renew(ctx context.Context, done func() bool) (string, error) {
 	}
 	if err != nil {
 		return s.failed(ctx, err)
+	}
+	if g, ok := s.o.Grant.(interface{ ObtainGrant() string }); ok && obtained {
+		t.Grant = g.ObtainGrant()
 	}
 	return s.accept(nt)
 }
