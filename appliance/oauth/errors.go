@@ -282,6 +282,12 @@ func (c *Client) classify(op string, err error, netErr error, s *scrubber) *Prov
 	if e.clockRefusal() {
 		e.forClock()
 	}
+	if c.mode.Name == "exchange" && e.Op == "refresh" && e.aadsts() == 700025 {
+		// A device-code grant from before tokens.toml recorded grants,
+		// refreshed with the secret: only a new sign-in (which records
+		// the grant) helps, and status must say so.
+		e.Reauth, e.Transient = true, false
+	}
 	return e
 }
 

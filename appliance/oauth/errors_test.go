@@ -54,7 +54,7 @@ func TestClassify(t *testing.T) {
 		{"ms public client flows", "microsoft365", 401, `{"error":"invalid_client","error_description":"AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'.","error_codes":[7000218]}`, "",
 			"invalid_client", []int{7000218}, false, false, []string{"Allow public client flows", "Authentication → Advanced settings"}},
 		{"ms public client refused a secret", "exchange", 401, `{"error":"invalid_client","error_description":"AADSTS700025: Client is public so neither 'client_assertion' nor 'client_secret' should be presented.","error_codes":[700025]}`, "",
-			"invalid_client", []int{700025}, false, false, []string{"device code", "authorise again"}},
+			"invalid_client", []int{700025}, true, false, []string{"device code", "authorise again"}},
 		{"ms wrong password", "microsoft365", 400, `{"error":"invalid_grant","error_description":"AADSTS50126: Error validating credentials due to invalid username or password.","error_codes":[50126]}`, "",
 			"invalid_grant", []int{50126}, true, false, []string{"wrong user name or password"}},
 		{"ms common refused", "microsoft365", 400, `{"error":"invalid_request","error_description":"AADSTS9001023: The grant type is not supported over the /common or /consumers endpoints."}`, "",

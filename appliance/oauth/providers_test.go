@@ -77,6 +77,41 @@ func TestDeviceCodeGrantRefreshesAsPublicClient(t *testing.T) {
 	})
 }
 
+// TestDeviceCodeGrantOfAnOldFile: a tokens.toml from before grants were
+// recorded refreshes as before, with the secret; for a device-code grant
+// Entra refuses that (AADSTS700025), and the box says to sign in again,
+// which records the grant.
+func TestDeviceCodeGrantOfAnOldFile(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var refused []string
+		srv := oauthtest.NewServer(t, oauthtest.Options{Flavour: oauthtest.Microsoft, Rotation: oauthtest.RotateRevokeOnReuse,
+			Account: lcMailbox, InProcess: true, Report: func(v string) { refused = append(refused, v) },
+			Clients: []oauthtest.Client{{ID: lcClientID, Secret: lcSecret, Auth: oauthtest.AuthPost, RedirectURIs: []string{lcRedirect}}}})
+		b := deviceBox(t, srv)
+		// The file as an older mailagent wrote it: no grant.
+		f := b.flash(t)
+		f.Grant = ""
+		if err := oauth.SaveTokens(b.path, &f); err != nil {
+			t.Fatal(err)
+		}
+		src, err := oauth.NewSource(oauth.SourceOptions{Path: b.path, Grant: b.client, Config: exchangeConfig(srv)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = src.Token(t.Context())
+		var re *oauth.ReauthError
+		if !errors.As(err, &re) {
+			t.Fatalf("Token = %v, want re-authorisation required", err)
+		}
+		if st := src.Status(); st.State != oauth.StateReauthRequired || !strings.Contains(st.Hint, "authorise again") || !strings.Contains(st.LastError, "AADSTS700025") {
+			t.Errorf("status %q, %q, hint %q: want reauth_required with AADSTS700025 and to authorise again", st.State, st.LastError, st.Hint)
+		}
+		if len(refused) != 1 {
+			t.Errorf("server reported %q, want the one refused refresh", refused)
+		}
+	})
+}
+
 // TestDeviceCodeNeedsPublicClientFlows: an app without "Allow public
 // client flows" refuses the public device-code poll with AADSTS7000218;
 // the hint names the switch and where it is.
