@@ -86,7 +86,7 @@ func (a *Agent) FinishAuthorize(ctx context.Context, g Grant, redirected string)
 		src.AuthorizationFailed(ctx, err)
 		return "", err
 	}
-	return a.authorized(ctx, src, &c, tok)
+	return a.authorized(ctx, src, &c, tok, oauth.GrantAuthorizationCode)
 }
 
 // DevicePrompt is what a person needs for a device-code sign-in: the
@@ -114,7 +114,7 @@ func (a *Agent) DeviceAuthorize(ctx context.Context, show func(DevicePrompt)) (s
 		src.AuthorizationFailed(ctx, err)
 		return "", err
 	}
-	return a.authorized(ctx, src, &c, tok)
+	return a.authorized(ctx, src, &c, tok, oauth.GrantDeviceCode)
 }
 
 // ObtainNow gets tokens at once for a mode that needs no person.
@@ -128,12 +128,12 @@ func (a *Agent) ObtainNow(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return a.authorized(ctx, src, &c, tok)
+	return a.authorized(ctx, src, &c, tok, cl.ObtainGrant())
 }
 
-func (a *Agent) authorized(ctx context.Context, src *oauth.Source, c *config.Config, tok *oauth2.Token) (string, error) {
+func (a *Agent) authorized(ctx context.Context, src *oauth.Source, c *config.Config, tok *oauth2.Token, grant string) (string, error) {
 	account := c.SMTP.User
-	if err := src.Authorized(ctx, tok, account); err != nil {
+	if err := src.AuthorizedBy(ctx, tok, account, grant); err != nil {
 		return "", err
 	}
 	a.log.Info("authorised", "mode", c.OAuth2.Mode, "account", account)

@@ -38,7 +38,9 @@ const MaxPending = 30 * time.Minute
 //
 // Microsoft and Google get x/oauth2's URL (client_id, redirect_uri,
 // response_type=code, scope, state, code_challenge, login_hint; Gmail adds
-// access_type=offline and prompt=consent). The generic modes keep
+// access_type=offline and prompt=consent); a parameter an oauth2.auth_url
+// override already carries is sent once, with the override's value (state
+// and code_challenge(_method) excepted). The generic modes keep
 // oauth2.auth_url and its own query as written and append, in this order,
 // response_type=code, prompt=consent, login_hint, redirect_uri, client_id,
 // scope (only when oauth2.scopes is set), state, code_challenge and
@@ -67,9 +69,44 @@ func (c *Client) Start() (authURL string, p Pending, err error) {
 		if c.mode.Name == "gmail" {
 			opts = append(opts, oauth2.AccessTypeOffline, oauth2.ApprovalForce)
 		}
-		authURL = c.oauth2Config(p.RedirectURL).AuthCodeURL(p.State, opts...)
+		authURL, err = mergeAuthQuery(c.oauth2Config(p.RedirectURL).AuthCodeURL(p.State, opts...))
+		if err != nil {
+			return "", Pending{}, err
+		}
 	}
 	return authURL, p, nil
+}
+
+// mergeAuthQuery makes every parameter of an authorisation address appear
+// once. x/oauth2 appends its parameters to an oauth2.auth_url override's
+// own query, so an override carrying access_type or prompt (or any other
+// parameter mailagent sets) would send it twice, which the providers
+// refuse (RFC 6749 §3.1: request parameters MUST NOT be included more than
+// once; Google answers 400 invalid_request). As in the generic modes the
+// override's value is kept, except for state and code_challenge(_method),
+// which are always mailagent's own (x/oauth2 puts them after the
+// override's query).
+func mergeAuthQuery(authURL string) (string, error) {
+	u, err := url.Parse(authURL)
+	if err != nil {
+		return "", fmt.Errorf("start authorization: oauth2.auth_url: %w", err)
+	}
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return "", fmt.Errorf("start authorization: oauth2.auth_url has a query that does not parse: %w", err)
+	}
+	own := map[string]bool{"state": true, "code_challenge": true, "code_challenge_method": true}
+	for k, vs := range q {
+		switch {
+		case len(vs) < 2:
+		case own[k]:
+			q[k] = vs[len(vs)-1:]
+		default:
+			q[k] = vs[:1]
+		}
+	}
+	u.RawQuery = q.Encode()
+	return u.String(), nil
 }
 
 // genericAuthURL appends the agent's parameters to oauth2.auth_url.

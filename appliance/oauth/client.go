@@ -193,6 +193,15 @@ func (c *Client) Obtain(ctx context.Context) (*oauth2.Token, error) {
 // google-service-account) it obtains a new token, ignoring refreshToken;
 // in microsoft365 without a refresh token it uses the password again.
 func (c *Client) Refresh(ctx context.Context, refreshToken string) (*oauth2.Token, error) {
+	return c.RefreshGrant(ctx, refreshToken, "")
+}
+
+// RefreshGrant is Refresh for a grant obtained the way grant says
+// (Tokens.Grant; "" for unknown). At Microsoft a device-code grant is a
+// public client's: its refreshes carry neither client secret nor
+// assertion, as Entra refuses them (AADSTS700025) even for an app that has
+// a secret.
+func (c *Client) RefreshGrant(ctx context.Context, refreshToken, grant string) (*oauth2.Token, error) {
 	if !c.UsesRefreshToken() || (c.mode.Name == "microsoft365" && refreshToken == "") {
 		return c.Obtain(ctx)
 	}
@@ -205,8 +214,40 @@ func (c *Client) Refresh(ctx context.Context, refreshToken string) (*oauth2.Toke
 		return nil, err
 	}
 	cl.scrub.add(refreshToken)
-	tok, err := c.oauth2Config(c.redirectURL).TokenSource(ctx, &oauth2.Token{RefreshToken: refreshToken}).Token()
+	cl.public = c.publicGrant(grant)
+	tok, err := cl.oauth2Config(c.redirectURL).TokenSource(ctx, &oauth2.Token{RefreshToken: refreshToken}).Token()
 	return cl.done(tok, err)
+}
+
+// publicGrant reports whether a grant obtained the way grant says is a
+// public client's, which presents no client credentials: the device code
+// grant at Microsoft (canonical/authd#1881, email-oauth2-proxy#363).
+func (c *Client) publicGrant(grant string) bool {
+	return c.mode.Microsoft && grant == GrantDeviceCode
+}
+
+// ObtainGrant is how Obtain gets its grant in this mode (Tokens.Grant);
+// "" for the interactive modes.
+func (c *Client) ObtainGrant() string {
+	switch c.mode.Name {
+	case "microsoft365":
+		return GrantPassword
+	case "microsoft-app":
+		return GrantClientCredentials
+	case "google-service-account":
+		return GrantJWTBearer
+	}
+	return ""
+}
+
+// oauth2Config is the call's x/oauth2 configuration: a public call sends
+// only client_id.
+func (cl *tokenCall) oauth2Config(redirectURL string) *oauth2.Config {
+	oc := cl.c.oauth2Config(redirectURL)
+	if cl.public {
+		oc.ClientSecret = ""
+	}
+	return oc
 }
 
 // oauth2Config is the x/oauth2 configuration of this client. The auth
@@ -240,6 +281,8 @@ type tokenCall struct {
 	mu     sync.Mutex
 	scrub  scrubber
 	netErr error
+	public bool          // a public client's request: no client secret or assertion
+	skew   time.Duration // system clock minus the last answer's Date header
 }
 
 // begin checks the clock and returns a context whose HTTP client (the one
@@ -265,12 +308,28 @@ func (c *Client) begin(ctx context.Context, op string) (*tokenCall, context.Cont
 // done turns the result of a token request into the call's answer.
 func (cl *tokenCall) done(tok *oauth2.Token, err error) (*oauth2.Token, error) {
 	if err != nil {
-		return nil, cl.c.classify(cl.op, err, cl.takeNetErr(), &cl.scrub)
+		return nil, cl.clockCheck(cl.c.classify(cl.op, err, cl.takeNetErr(), &cl.scrub))
 	}
 	if tok == nil || tok.AccessToken == "" {
 		return nil, cl.c.classify(cl.op, errors.New("the answer has no access_token"), nil, &cl.scrub)
 	}
 	return tok, nil
+}
+
+// clockCheck puts a refusal of the grant or the client down to the clock
+// when the token server's Date header is more than maxClockSkew from the
+// system clock: signed assertions and token lifetimes cannot work then, and
+// the clock is the fix to name first. Network trouble, 5xx and the like
+// keep their own hint.
+func (cl *tokenCall) clockCheck(e *ProviderError) *ProviderError {
+	cl.mu.Lock()
+	skew := cl.skew
+	cl.mu.Unlock()
+	if (skew > maxClockSkew || skew < -maxClockSkew) && (e.clock || e.Reauth || e.Code == "invalid_client") {
+		e.ClockSkew = skew.Round(time.Second)
+		e.forClock()
+	}
+	return e
 }
 
 // fail classifies err for this call.
@@ -309,7 +368,12 @@ func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			return nil, fmt.Errorf("parse request form: %w", err)
 		}
-		if c.signer != nil && c.isTokenURL(req.URL) {
+		if cl.public {
+			form.Del("client_secret")
+			form.Del("client_assertion_type")
+			form.Del("client_assertion")
+			body = []byte(form.Encode())
+		} else if c.signer != nil && c.isTokenURL(req.URL) {
 			assertion, err := c.signer.sign()
 			if err != nil {
 				return nil, fmt.Errorf("sign client assertion: %w", err)
@@ -330,6 +394,13 @@ func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
 	resp, err := c.base.RoundTrip(req)
+	if err == nil {
+		if d, derr := http.ParseTime(resp.Header.Get("Date")); derr == nil {
+			cl.mu.Lock()
+			cl.skew = c.now().Sub(d)
+			cl.mu.Unlock()
+		}
+	}
 	if err != nil {
 		cl.mu.Lock()
 		cl.netErr = &url.Error{Op: req.Method, URL: req.URL.Redacted(), Err: err}

@@ -177,10 +177,11 @@ func testConfig(t *testing.T, mode, base string, edit func(o *config.OAuth2)) *c
 	return &d
 }
 
-// newTestClient makes a client for cfg with a fixed clock.
+// newTestClient makes a client for cfg with a fixed clock, whose test
+// servers' answers carry that clock's time in their Date header.
 func newTestClient(t *testing.T, cfg *config.Config) *Client {
 	t.Helper()
-	c, err := NewClient(ClientOptions{Config: cfg, HTTP: &http.Client{}, Now: testNow})
+	c, err := NewClient(ClientOptions{Config: cfg, HTTP: &http.Client{Transport: testDate{}}, Now: testNow})
 	if err != nil {
 		t.Fatalf("NewClient(%s) = %v", cfg.OAuth2.Mode, err)
 	}
@@ -190,6 +191,18 @@ func newTestClient(t *testing.T, cfg *config.Config) *Client {
 var testTime = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 
 func testNow() time.Time { return testTime }
+
+// testDate is the default transport with the Date header of every answer
+// set to testTime, as a server whose clock agrees with testNow sends.
+type testDate struct{}
+
+func (testDate) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err == nil {
+		resp.Header.Set("Date", testTime.Format(http.TimeFormat))
+	}
+	return resp, err
+}
 
 // asProviderError fails the test unless err is a *ProviderError.
 func asProviderError(t *testing.T, err error) *ProviderError {

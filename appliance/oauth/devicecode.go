@@ -45,7 +45,8 @@ func (c *Client) DeviceAuth(ctx context.Context) (*oauth2.DeviceAuthResponse, er
 	if err != nil {
 		return nil, err
 	}
-	da, err := c.oauth2Config(c.redirectURL).DeviceAuth(ctx)
+	cl.public = c.publicGrant(GrantDeviceCode)
+	da, err := cl.oauth2Config(c.redirectURL).DeviceAuth(ctx)
 	if err != nil {
 		return nil, cl.fail(err)
 	}
@@ -61,7 +62,10 @@ func (c *Client) DeviceAuth(ctx context.Context) (*oauth2.DeviceAuthResponse, er
 // expired_token error (15 minutes when the provider gave no expiry).
 // Network trouble and 5xx answers do not end the flow: polling resumes with
 // a doubled interval, up to 10 times. A grant without a refresh token is
-// an error wrapping ErrNoRefreshToken.
+// an error wrapping ErrNoRefreshToken. At Microsoft the device code grant
+// is a public client's: the poll sends client_id alone (the app needs
+// "Allow public client flows"), and so do the grant's refreshes
+// (RefreshGrant with GrantDeviceCode).
 func (c *Client) DevicePoll(ctx context.Context, da *oauth2.DeviceAuthResponse) (*oauth2.Token, error) {
 	const op = "device poll"
 	if da == nil || da.DeviceCode == "" {
@@ -77,7 +81,8 @@ func (c *Client) DevicePoll(ctx context.Context, da *oauth2.DeviceAuthResponse) 
 		return nil, err
 	}
 	cl.scrub.add(cur.DeviceCode)
-	oc := c.oauth2Config(c.redirectURL)
+	cl.public = c.publicGrant(GrantDeviceCode)
+	oc := cl.oauth2Config(c.redirectURL)
 	for retry := 0; ; retry++ {
 		cl.resetNetErr()
 		tok, err := oc.DeviceAccessToken(pctx, &cur)

@@ -121,8 +121,9 @@ func TestDeviceCodeFlow(t *testing.T) {
 				if r := reqs[0]; r.Path != "/contoso.example/oauth2/v2.0/devicecode" || !reflect.DeepEqual(r.Form, wantAuth) {
 					t.Errorf("device authorization sent %s %v, want %v", r.Path, r.Form, wantAuth)
 				}
+				// A public client's poll at Microsoft: no client_secret.
 				wantPoll := url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "device_code": {canaryDevice},
-					"client_id": {"client-1"}, "client_secret": {canarySecret}, "scope": {"https://outlook.office.com/SMTP.Send offline_access"}}
+					"client_id": {"client-1"}, "scope": {"https://outlook.office.com/SMTP.Send offline_access"}}
 				for i, r := range reqs[1:] {
 					if at := r.At.Sub(start); at != tt.at[i]*time.Second {
 						t.Errorf("poll %d at %v, want %v", i+1, at, tt.at[i]*time.Second)

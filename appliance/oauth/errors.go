@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -21,6 +22,18 @@ import (
 // system clock reads a time before the build date: signed assertions and TLS
 // certificates would fail with riddles, so nothing is sent.
 var ErrClockUnset = errors.New("system clock not set")
+
+// ErrClockSkew is matched (errors.Is) by the error of a token request
+// refused because the system clock is off: the provider said the signed
+// assertion is outside its time window (Google's "Invalid JWT: Token must
+// be a short-lived token…", Microsoft's AADSTS700024), or the token
+// server's Date header is minutes away from the system clock. Such an
+// error is Transient: once the clock is right (NTP), the next try works.
+var ErrClockSkew = errors.New("system clock off")
+
+// maxClockSkew is how far the system clock may be from the token server's
+// Date header before a refusal is put down to the clock.
+const maxClockSkew = 2 * time.Minute
 
 // ErrNoRefreshToken is wrapped by the error of an interactive grant that
 // returned no refresh token (such a grant dies with its access token, so it
@@ -62,8 +75,13 @@ type ProviderError struct {
 	Transient bool
 	// Fix says in plain words what to do.
 	Fix string
+	// ClockSkew is how far the system clock is ahead of the token
+	// server's (negative: behind), by its Date header, when that is more
+	// than two minutes; 0 otherwise.
+	ClockSkew time.Duration
 
-	err error
+	err   error
+	clock bool // refused for the clock (ErrClockSkew)
 }
 
 // Error says what failed and what the provider answered.
@@ -92,7 +110,47 @@ func (e *ProviderError) Error() string {
 	default:
 		b.WriteString("failed")
 	}
+	if e.ClockSkew != 0 {
+		fmt.Fprintf(&b, "; the system clock is %s", skewWords(e.ClockSkew))
+	}
 	return b.String()
+}
+
+// Is matches ErrClockSkew for a refusal put down to the clock.
+func (e *ProviderError) Is(target error) bool { return target == ErrClockSkew && e.clock }
+
+// skewWords says how the clock is off: "10m0s ahead of the token server's".
+func skewWords(d time.Duration) string {
+	if d < 0 {
+		return (-d).Round(time.Second).String() + " behind the token server's"
+	}
+	return d.Round(time.Second).String() + " ahead of the token server's"
+}
+
+// clockRefusal reports whether the provider refused a signed assertion
+// for its time: Google's JWT time window (invalid_grant, "Invalid JWT:
+// Token must be a short-lived token (60 minutes) and in a reasonable
+// timeframe. Check your iat and exp values…"), Microsoft's AADSTS700024
+// (client assertion not within its valid time range).
+func (e *ProviderError) clockRefusal() bool {
+	if e.aadsts() == 700024 {
+		return true
+	}
+	d := strings.ToLower(e.Description)
+	return e.Code == "invalid_grant" && (strings.Contains(d, "reasonable timeframe") || strings.Contains(d, "iat and exp"))
+}
+
+// forClock makes e a refusal for the clock: not permanent (no person
+// can fix it by signing in; it works again once the clock is right), with
+// the clock as the fix.
+func (e *ProviderError) forClock() {
+	e.clock, e.Reauth, e.Transient = true, false, true
+	switch {
+	case e.ClockSkew != 0:
+		e.Fix = fmt.Sprintf("the system clock is %s (its Date header): set the clock or check NTP; mailagent tries again by itself", skewWords(e.ClockSkew))
+	default:
+		e.Fix = "the provider refused the signed request for its time: check the system clock (NTP); mailagent tries again by itself"
+	}
 }
 
 // Hint says what the administrator should do, or "" when there is nothing
@@ -221,6 +279,15 @@ func (c *Client) classify(op string, err error, netErr error, s *scrubber) *Prov
 	if f := c.fix(e); f != "" {
 		e.Fix = f
 	}
+	if e.clockRefusal() {
+		e.forClock()
+	}
+	if c.mode.Name == "exchange" && e.Op == "refresh" && e.aadsts() == 700025 {
+		// A device-code grant from before tokens.toml recorded grants,
+		// refreshed with the secret: only a new sign-in (which records
+		// the grant) helps, and status must say so.
+		e.Reauth, e.Transient = true, false
+	}
 	return e
 }
 
@@ -228,7 +295,7 @@ func (c *Client) classify(op string, err error, netErr error, s *scrubber) *Prov
 func (c *Client) fix(e *ProviderError) string {
 	mode := c.mode.Name
 	if c.mode.Microsoft {
-		if f := microsoftFix(e.aadsts(), mode); f != "" {
+		if f := microsoftFix(e.aadsts(), mode, e.Op); f != "" {
 			return f
 		}
 	}
@@ -299,10 +366,21 @@ func (c *Client) fix(e *ProviderError) string {
 }
 
 // microsoftFix is the hint for a Microsoft AADSTS error number.
-func microsoftFix(code int, mode string) string {
+func microsoftFix(code int, mode, op string) string {
 	switch code {
 	case 70008, 700082:
+		if op == "exchange" {
+			// At code redemption AADSTS70008 is the code's own expiry
+			// (codes live about 10 minutes), not the refresh token's.
+			return "the authorisation code expired before it was redeemed (it lasts about 10 minutes): authorise again and paste the address back at once"
+		}
 		return "the refresh token expired after 90 days without use: authorise again (the keep-alive refresh keeps it alive from then on)"
+	case 700024:
+		return "Microsoft refused the client assertion for its time (not within its valid time range): check the system clock (NTP); mailagent tries again by itself"
+	case 500011:
+		return "the scope's resource is not in this tenant (AADSTS500011: resource principal not found): check oauth2.scopes and oauth2.tenant; for SMTP the resource is Office 365 Exchange Online (https://outlook.office365.com/.default, or https://outlook.office.com/SMTP.Send when a person signs in), and the tenant needs Exchange Online"
+	case 1002012:
+		return "client credentials need a scope ending in /.default: unset oauth2.scopes for the default https://outlook.office365.com/.default"
 	case 7000222:
 		return "the client secret has expired: create a new secret for the app in Entra ID, then set oauth2.client_secret and oauth2.secret_expires"
 	case 7000215:
@@ -310,9 +388,12 @@ func microsoftFix(code int, mode string) string {
 	case 50076, 50079:
 		return "multi-factor authentication blocks the password grant: use mode exchange (a person signs in once) or microsoft-app"
 	case 7000218:
-		return `the app needs a client secret or "Allow public client flows" = Yes (Entra ID > App registrations > Authentication): enable it or set oauth2.client_secret`
+		return `the device code sign-in (and the password grant) needs public client flows: enable "Allow public client flows" (App registrations → your app → Authentication → Advanced settings), then authorise again`
 	case 700025:
-		return "the app is registered as a public client, so it must not send a secret: unset oauth2.client_secret or register a Web platform"
+		if mode == "exchange" {
+			return `Microsoft treats this grant as a public client's (a device code sign-in) and refused the client secret sent with it: authorise again (mailagent authorize), which records the grant so that its refreshes send no secret`
+		}
+		return "the app is registered as a public client, so it must not send a secret: register a Web platform for the app, or leave oauth2.client_secret unset where the mode allows it"
 	case 50126:
 		return "wrong user name or password: check oauth2.username and oauth2.password"
 	case 50034:

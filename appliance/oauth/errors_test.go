@@ -52,7 +52,9 @@ func TestClassify(t *testing.T) {
 		{"ms mfa registration", "microsoft365", 400, `{"error":"interaction_required","error_description":"AADSTS50079: x","error_codes":[50079]}`, "",
 			"interaction_required", []int{50079}, true, false, []string{"multi-factor"}},
 		{"ms public client flows", "microsoft365", 401, `{"error":"invalid_client","error_description":"AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'.","error_codes":[7000218]}`, "",
-			"invalid_client", []int{7000218}, false, false, []string{"Allow public client flows", "oauth2.client_secret"}},
+			"invalid_client", []int{7000218}, false, false, []string{"Allow public client flows", "Authentication → Advanced settings"}},
+		{"ms public client refused a secret", "exchange", 401, `{"error":"invalid_client","error_description":"AADSTS700025: Client is public so neither 'client_assertion' nor 'client_secret' should be presented.","error_codes":[700025]}`, "",
+			"invalid_client", []int{700025}, true, false, []string{"device code", "authorise again"}},
 		{"ms wrong password", "microsoft365", 400, `{"error":"invalid_grant","error_description":"AADSTS50126: Error validating credentials due to invalid username or password.","error_codes":[50126]}`, "",
 			"invalid_grant", []int{50126}, true, false, []string{"wrong user name or password"}},
 		{"ms common refused", "microsoft365", 400, `{"error":"invalid_request","error_description":"AADSTS9001023: The grant type is not supported over the /common or /consumers endpoints."}`, "",
@@ -83,6 +85,14 @@ func TestClassify(t *testing.T) {
 		{"captive portal", "gmail", 200, "<html>log in to the hotel wifi</html>", "text/html", "", nil, false, true, []string{"did not answer with a token"}},
 		{"no access token", "exchange", 200, `{"token_type":"Bearer"}`, "", "", nil, false, true, []string{"did not answer with a token"}},
 		{"service account 503", "google-service-account", 503, "busy", "text/plain", "", nil, false, true, nil},
+		{"google jwt time window", "google-service-account", 400, `{"error":"invalid_grant","error_description":"Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim."}`, "",
+			"invalid_grant", nil, false, true, []string{"clock", "NTP"}},
+		{"ms assertion time (700024)", "microsoft-app", 401, `{"error":"invalid_client","error_description":"AADSTS700024: Client assertion is not within its valid time range.","error_codes":[700024]}`, "",
+			"invalid_client", []int{700024}, false, true, []string{"clock", "NTP"}},
+		{"ms resource not in tenant (500011)", "microsoft-app", 400, `{"error":"invalid_resource","error_description":"AADSTS500011: The resource principal named https://outlook.office365.us was not found in the tenant named contoso.","error_codes":[500011]}`, "",
+			"invalid_resource", []int{500011}, false, false, []string{"not in this tenant", "oauth2.scopes"}},
+		{"ms client credentials scope (1002012)", "microsoft-app", 400, `{"error":"invalid_scope","error_description":"AADSTS1002012: The provided value for scope https://outlook.office.com/SMTP.Send is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).","error_codes":[1002012]}`, "",
+			"invalid_scope", []int{1002012}, false, false, []string{"/.default", "unset oauth2.scopes"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

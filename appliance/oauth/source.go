@@ -26,6 +26,12 @@ type Grant interface {
 	Obtain(ctx context.Context) (*oauth2.Token, error)
 }
 
+// grantRefresher is a Grant that refreshes each grant the way it was
+// obtained (Tokens.Grant); *Client is one.
+type grantRefresher interface {
+	RefreshGrant(ctx context.Context, refreshToken, grant string) (*oauth2.Token, error)
+}
+
 // SourceOptions configures a Source. Zero values take the defaults named.
 type SourceOptions struct {
 	// Path is tokens.toml.
@@ -229,16 +235,23 @@ func (s *Source) renew(ctx context.Context, done func() bool) (string, error) {
 			Fix: "mail waits and goes out once the token server answers again", Temp: true}
 	}
 	var nt *oauth2.Token
+	obtained := false // a new grant from the credentials
 	switch {
 	case t.RefreshToken.IsSet():
-		nt, err = s.o.Grant.Refresh(ctx, t.RefreshToken.Reveal())
+		if g, ok := s.o.Grant.(grantRefresher); ok {
+			nt, err = g.RefreshGrant(ctx, t.RefreshToken.Reveal(), t.Grant)
+		} else {
+			nt, err = s.o.Grant.Refresh(ctx, t.RefreshToken.Reveal())
+		}
 		if err != nil && !s.mode.Interactive && isReauth(err) {
 			// A password, client credential or key can make a new grant.
 			s.o.Log.Info("refresh token refused; obtaining a new grant", "mode", s.mode.Name)
 			nt, err = s.o.Grant.Obtain(ctx)
+			obtained = true
 		}
 	case !s.mode.Interactive:
 		nt, err = s.o.Grant.Obtain(ctx)
+		obtained = true
 	case t.AccessToken.IsSet() && s.alive():
 		return "", &TokenError{Msg: "the server refused the access token, and there is no refresh token to get another",
 			Fix: "authorise the box (mailagent authorize) or place a new access token in " + TokensFileName}
@@ -251,6 +264,9 @@ func (s *Source) renew(ctx context.Context, done func() bool) (string, error) {
 	}
 	if err != nil {
 		return s.failed(ctx, err)
+	}
+	if g, ok := s.o.Grant.(interface{ ObtainGrant() string }); ok && obtained {
+		t.Grant = g.ObtainGrant()
 	}
 	return s.accept(nt)
 }
@@ -360,6 +376,13 @@ func (s *Source) accept(nt *oauth2.Token) (string, error) {
 // interactive grant without a refresh token is refused (and recorded): it
 // would stop working within the hour.
 func (s *Source) Authorized(ctx context.Context, nt *oauth2.Token, account string) error {
+	return s.AuthorizedBy(ctx, nt, account, "")
+}
+
+// AuthorizedBy is Authorized for a grant obtained the way grant says
+// (GrantDeviceCode, …), which is recorded in tokens.toml: its refreshes
+// authenticate the way that grant needs.
+func (s *Source) AuthorizedBy(ctx context.Context, nt *oauth2.Token, account, grant string) error {
 	if err := s.acquire(ctx); err != nil {
 		return err
 	}
@@ -374,7 +397,7 @@ func (s *Source) Authorized(ctx context.Context, nt *oauth2.Token, account strin
 		}
 		return nerr
 	}
-	*t = Tokens{Account: account, Obtained: now}
+	*t = Tokens{Account: account, Obtained: now, Grant: grant}
 	t.RefreshToken = config.NewSecret(nt.RefreshToken)
 	_, err := s.accept(nt)
 	return err
@@ -538,10 +561,14 @@ func isTransient(err error) bool {
 func describe(err error) string {
 	var pe *ProviderError
 	if errors.As(err, &pe) && pe.Code != "" {
+		d := pe.Code
 		if pe.Description != "" {
-			return strings.ToValidUTF8(pe.Code+": "+pe.Description, "\uFFFD")
+			d += ": " + pe.Description
 		}
-		return strings.ToValidUTF8(pe.Code, "\uFFFD")
+		if pe.ClockSkew != 0 {
+			d += " (the system clock is " + skewWords(pe.ClockSkew) + ")"
+		}
+		return strings.ToValidUTF8(d, "\uFFFD")
 	}
 	return strings.ToValidUTF8(err.Error(), "\uFFFD")
 }

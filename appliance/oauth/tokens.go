@@ -42,6 +42,10 @@ type Tokens struct {
 	// was made for; tokens of another mode or client are not used.
 	Mode     string `toml:"mode,omitempty"`
 	ClientID string `toml:"client_id,omitempty"`
+	// Grant is how the grant was obtained (GrantDeviceCode, …); it decides
+	// how the client authenticates when it refreshes. "" (files written
+	// before it was recorded) authenticates as the mode does.
+	Grant string `toml:"grant,omitempty"`
 	// Account is who authorised (the mailbox the token sends as).
 	Account string `toml:"account,omitempty"`
 	// Scopes are the scopes granted.
@@ -63,6 +67,15 @@ type Tokens struct {
 	// before the expiry (30, 7, 1); 0 for none yet.
 	SecretWarning int `toml:"secret_warning,omitzero"`
 }
+
+// How a grant was obtained (Tokens.Grant).
+const (
+	GrantDeviceCode        = "device_code"
+	GrantAuthorizationCode = "authorization_code"
+	GrantPassword          = "password"
+	GrantClientCredentials = "client_credentials"
+	GrantJWTBearer         = "jwt_bearer"
+)
 
 // Token states.
 const (

@@ -276,7 +276,10 @@ func hasWord(list, w string) bool {
 	return slices.Contains(strings.Fields(list), w)
 }
 
-// repeated returns a parameter given more than once (RFC 6749 §3.1), or "".
+// repeated returns a parameter given more than once, or "": RFC 6749
+// §3.1, "Request and response parameters MUST NOT be included more than
+// once"; Google answers such an authorization request with 400
+// invalid_request on its own page.
 func repeated(v url.Values) string {
 	keys := make([]string, 0, len(v))
 	for k, vs := range v {

@@ -37,6 +37,8 @@ func TestAuthorizeChecks(t *testing.T) {
 		{name: "redirect other case", change: func(p url.Values) { p.Set("redirect_uri", strings.ToUpper(redirectURI)) }, status: http.StatusBadRequest, about: "not registered"},
 		{name: "https loopback port counts", change: func(p url.Values) { p.Set("redirect_uri", "https://box.example.test:8443/auth.htm") }, status: http.StatusBadRequest, about: "not registered"},
 		{name: "repeated parameter", change: func(p url.Values) { p.Add("scope", "more") }, status: http.StatusBadRequest, about: "more than once"},
+		{name: "google access_type twice", flavour: Google, change: func(p url.Values) { p["access_type"] = []string{"offline", "offline"} },
+			status: http.StatusBadRequest, about: "access_type given more than once"},
 		{name: "generic lost its own parameter", flavour: Generic, change: func(p url.Values) { p.Del("audience") }, error: "invalid_request", about: "audience"},
 		{name: "generic changed its own scope", flavour: Generic, change: func(p url.Values) { p.Set("scope", "mail") }, error: "invalid_request", about: "scope"},
 		{name: "microsoft without offline_access", flavour: Microsoft,

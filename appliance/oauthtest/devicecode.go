@@ -184,6 +184,11 @@ func (s *Server) devicePoll(q *req, c *Client, omitRT bool) reply {
 	}
 	d.redeemed = true
 	s.families++
+	if s.o.Flavour == Microsoft {
+		// Public even when the poll authenticated the client
+		// (canonical/authd#1881 sent its secret there too).
+		s.public[s.families] = true
+	}
 	return s.issue(q, c.ID, d.account, d.scope, s.families, d.refresh && !omitRT)
 }
 

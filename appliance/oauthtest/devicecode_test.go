@@ -179,3 +179,67 @@ func TestDeviceHelpers(t *testing.T) {
 		t.Errorf("%d errors for answering twice, want 1", n)
 	}
 }
+
+// devicePublicTokens runs a device flow for the confidential client
+// "post", polling with client_id alone as a public client does, and
+// returns the poll's answer.
+func (h *harness) devicePublicTokens(t *testing.T) answer {
+	t.Helper()
+	d := h.deviceStart(t, "post", scopeFor(Microsoft))
+	if d.status != http.StatusOK {
+		t.Fatalf("device authorization: %d %s", d.status, d.raw)
+	}
+	h.ApproveDevice(d.str("user_code"))
+	time.Sleep(5 * time.Second)
+	form := devicePollForm(d.str("device_code"))
+	form.Set("client_id", "post")
+	return h.post(t, h.TokenURL(), form)
+}
+
+// TestDeviceCodeGrantIsPublic: Entra treats the device code grant as a
+// public client's, even for an app with a secret: a refresh of it that
+// presents the secret is refused (AADSTS700025; canonical/authd#1881,
+// email-oauth2-proxy#363), one with client_id alone works.
+func TestDeviceCodeGrantIsPublic(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := fixture(t, Microsoft)
+		a := h.devicePublicTokens(t)
+		h.want(t, "")
+		checkTokens(t, a, scopeFor(Microsoft), true)
+		rt := a.str("refresh_token")
+
+		r := h.token(t, "post", refreshForm(rt))
+		checkError(t, r, http.StatusUnauthorized, "invalid_client")
+		if !strings.HasPrefix(r.str("error_description"), "AADSTS700025: Client is public so neither 'client_assertion' nor 'client_secret' should be presented.") {
+			t.Errorf("description %q, want AADSTS700025", r.str("error_description"))
+		}
+		h.want(t, "refresh of a device code grant")
+
+		time.Sleep(time.Minute) // not the same failed request again at once
+		form := refreshForm(rt)
+		form.Set("client_id", "post")
+		checkTokens(t, h.post(t, h.TokenURL(), form), scopeFor(Microsoft), false)
+		h.want(t, "")
+
+		// A grant by authorization code stays the confidential client's.
+		code, verifier := h.code(t, "post")
+		ac := h.token(t, "post", exchangeForm(code, verifier))
+		checkTokens(t, h.token(t, "post", refreshForm(ac.str("refresh_token"))), scopeFor(Microsoft), false)
+		h.want(t, "")
+	})
+}
+
+// TestDeviceCodeWithoutPublicClientFlows: an app with "Allow public
+// client flows" = No refuses a public device code poll with
+// AADSTS7000218.
+func TestDeviceCodeWithoutPublicClientFlows(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := fixture(t, Microsoft, func(o *Options) { o.NoPublicClientFlows = true })
+		a := h.devicePublicTokens(t)
+		checkError(t, a, http.StatusUnauthorized, "invalid_client")
+		if !strings.HasPrefix(a.str("error_description"), "AADSTS7000218:") {
+			t.Errorf("description %q, want AADSTS7000218", a.str("error_description"))
+		}
+		h.want(t, "")
+	})
+}

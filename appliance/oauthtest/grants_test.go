@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -149,10 +150,12 @@ func TestJWTBearer(t *testing.T) {
 			status: 400, error: "invalid_grant", desc: "Invalid JWT: Failed audience check.", about: "aud"},
 		{name: "over an hour", flavour: Google, claims: map[string]any{"iat": now, "exp": now + 3601},
 			status: 400, error: "invalid_grant", desc: "Invalid JWT: Token must be a short-lived token", about: "lives"},
+		// Outside the server's time window: the box's clock, refused
+		// as Google does, not a violation.
 		{name: "expired", flavour: Google, claims: map[string]any{"iat": now - 3600, "exp": now - 1},
-			status: 400, error: "invalid_grant", desc: "Invalid JWT: Token must be a short-lived token", about: "expired"},
+			status: 400, error: "invalid_grant", desc: "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values"},
 		{name: "iat in the future", flavour: Google, claims: map[string]any{"iat": now + 600, "exp": now + 1200},
-			status: 400, error: "invalid_grant", desc: "Invalid JWT: Token must be a short-lived token", about: "future"},
+			status: 400, error: "invalid_grant", desc: "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values"},
 		{name: "no exp", flavour: Google, claims: map[string]any{"exp": nil},
 			status: 400, error: "invalid_grant", about: "NumericDates"},
 		{name: "no scope", flavour: Google, claims: map[string]any{"scope": nil},
@@ -196,5 +199,25 @@ func TestJWTBearer(t *testing.T) {
 		a := h.post(t, h.TokenURL(), url.Values{"grant_type": {GrantJWTBearer}})
 		h.want(t, "assertion")
 		checkError(t, a, http.StatusBadRequest, "invalid_request")
+	})
+}
+
+// TestJWTBearerServerClock: the time window is the server's clock, which
+// Advance moves and the Date header of every token answer shows.
+func TestJWTBearerServerClock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := fixture(t, Google)
+		h.Advance(-10 * time.Minute) // the client's clock is 10 minutes ahead
+		a := h.post(t, h.TokenURL(), url.Values{"grant_type": {GrantJWTBearer}, "assertion": {h.grantAssertion(t, nil, nil)}})
+		checkError(t, a, http.StatusBadRequest, "invalid_grant")
+		if !strings.Contains(a.str("error_description"), "reasonable timeframe") {
+			t.Errorf("description %q, want Google's time window text", a.str("error_description"))
+		}
+		if d, err := http.ParseTime(a.header.Get("Date")); err != nil || !d.Equal(time.Now().Add(-10*time.Minute).Truncate(time.Second)) {
+			t.Errorf("Date %q, want the server's clock, 10 minutes behind", a.header.Get("Date"))
+		}
+		h.want(t, "")
+		h.Advance(10 * time.Minute)
+		checkTokens(t, h.post(t, h.TokenURL(), url.Values{"grant_type": {GrantJWTBearer}, "assertion": {h.grantAssertion(t, nil, nil)}}), "https://mail.google.com/", false)
 	})
 }

@@ -58,10 +58,14 @@ func (s *Server) jwtBearer(q *req) reply {
 		return bad(badTime, "iat and exp must be NumericDates")
 	case exp.Sub(iat) > maxBearerLife:
 		return bad(badTime, "lives %v, at most %v", exp.Sub(iat), maxBearerLife)
-	case !exp.After(q.now):
-		return bad(badTime, "expired %v ago", q.now.Sub(exp))
-	case iat.Sub(q.now) > clockSkew:
-		return bad(badTime, "iat %v in the future", iat.Sub(q.now))
+	case !exp.After(q.now), iat.Sub(q.now) > clockSkew:
+		// Google checks iat and exp against its own clock, so a box
+		// whose clock is off gets invalid_grant with this text
+		// (developers.google.com/identity/protocols/oauth2/service-account,
+		// "Invalid JWT: Token must be a short-lived token"). Not a
+		// protocol error: the client's clock is wrong.
+		return s.refuse(refusal{code: "invalid_grant", gdesc: badTime,
+			desc: fmt.Sprintf("assertion: iat %s, exp %s, outside the server's time %s", iat.UTC().Format(time.RFC3339), exp.UTC().Format(time.RFC3339), q.now.UTC().Format(time.RFC3339))})
 	}
 	scope := j.claim("scope")
 	if scope == "" {

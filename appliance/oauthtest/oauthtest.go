@@ -242,6 +242,13 @@ type Options struct {
 	// every authorization request must still carry them unchanged.
 	AuthParams url.Values
 
+	// NoPublicClientFlows is an app registration with "Allow public client
+	// flows" = No (Microsoft flavour): a device code poll without client
+	// credentials is refused with invalid_client, AADSTS7000218
+	// (PROVIDERS.md §1 ROPC and Device code; learn.microsoft.com
+	// v2-oauth2-device-code, scenario-desktop-app-registration).
+	NoPublicClientFlows bool
+
 	// DeviceInterval is the device flow's polling interval, in whole
 	// seconds (at least one); 5 s if zero.
 	DeviceInterval time.Duration
@@ -305,6 +312,7 @@ type Server struct {
 	refresh        map[string]*refreshToken
 	refreshOrder   []*refreshToken
 	revoked        map[int]bool // grant families revoked
+	public         map[int]bool // grant families of a public client (Microsoft device code)
 	families       int
 	devices        map[string]*deviceCode // by device_code
 	userCodes      map[string]*deviceCode // by normalised user_code
@@ -393,6 +401,7 @@ func NewServer(t testing.TB, o Options) *Server {
 		consented:  make(map[string]bool),
 		refresh:    make(map[string]*refreshToken),
 		revoked:    make(map[int]bool),
+		public:     make(map[int]bool),
 		devices:    make(map[string]*deviceCode),
 		userCodes:  make(map[string]*deviceCode),
 		jtis:       make(map[string]bool),

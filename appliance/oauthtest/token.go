@@ -17,6 +17,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	q := s.newReq(r, "token request")
 	rp := s.tokenRequest(q)
 	s.flush(q.viol)
+	// The server's own clock (Advance moves it), as real servers send
+	// theirs: a client can tell its clock is off.
+	w.Header().Set("Date", q.now.UTC().Format(http.TimeFormat))
 	rp.write(w)
 }
 
@@ -181,7 +184,14 @@ func (s *Server) grant(q *req, grant string, omitRT bool) reply {
 	if grant == GrantJWTBearer {
 		return s.jwtBearer(q)
 	}
-	c, rp, ok := s.authenticate(q)
+	var c *Client
+	var rp reply
+	var ok bool
+	if s.publicRequest(q, grant) {
+		c, rp, ok = s.authenticatePublic(q)
+	} else {
+		c, rp, ok = s.authenticate(q)
+	}
 	if !ok {
 		return rp
 	}
@@ -197,6 +207,63 @@ func (s *Server) grant(q *req, grant string, omitRT bool) reply {
 	default:
 		return s.devicePoll(q, c, omitRT)
 	}
+}
+
+// publicRequest reports whether a token request is a public client's at
+// Microsoft: the device code poll, and the refresh of a grant obtained by
+// device code. Entra treats the device code grant as public and refuses a
+// refresh of it that presents a client secret or assertion with
+// invalid_client, AADSTS700025, even for an app that has a secret
+// (canonical/authd#1881, simonrob/email-oauth2-proxy#363; PROVIDERS.md §1
+// Device code). The lock is held.
+func (s *Server) publicRequest(q *req, grant string) bool {
+	if s.o.Flavour != Microsoft {
+		return false
+	}
+	switch grant {
+	case GrantDeviceCode:
+		return true
+	case GrantRefreshToken:
+		rt := s.refresh[q.form.Get("refresh_token")]
+		return rt != nil && s.public[rt.family]
+	}
+	return false
+}
+
+// authenticatePublic checks a public client's token request: client_id
+// alone. The device code poll may also authenticate (a confidential
+// client, which an app without public client flows must be); a refresh
+// of a public grant must not. The lock is held.
+func (s *Server) authenticatePublic(q *req) (*Client, reply, bool) {
+	f := q.form
+	_, _, basic := q.r.BasicAuth()
+	_, hasSecret := f["client_secret"]
+	_, hasType := f["client_assertion_type"]
+	_, hasAssertion := f["client_assertion"]
+	creds := basic || hasSecret || hasType || hasAssertion
+	device := f.Get("grant_type") == GrantDeviceCode
+	if device && creds {
+		return s.authenticate(q)
+	}
+	if creds {
+		return nil, s.bad(q, refusal{status: http.StatusUnauthorized, code: "invalid_client", basic: basic,
+			desc: "client credentials presented on the refresh of a device code grant, which is a public client's",
+			aad:  700025, ms: "Client is public so neither 'client_assertion' nor 'client_secret' should be presented."}), false
+	}
+	id := f.Get("client_id")
+	if id == "" {
+		return nil, s.bad(q, missing("client_id")), false
+	}
+	c := s.client(id)
+	if c == nil {
+		return nil, s.bad(q, unknownClient(id, s.o.Tenant, false)), false
+	}
+	if device && s.o.NoPublicClientFlows {
+		return nil, s.refuse(refusal{status: http.StatusUnauthorized, code: "invalid_client",
+			desc: "device code poll without client credentials, and the app does not allow public client flows",
+			aad:  7000218, ms: "The request body must contain the following parameter: 'client_assertion' or 'client_secret'."}), false
+	}
+	return c, reply{}, true
 }
 
 // issue answers a token request with a new access token, and a refresh

@@ -55,6 +55,9 @@ var cmdAuthorize = &Command{
 			}
 			account, err = a.DeviceAuthorize(ctx, func(p agent.DevicePrompt) {
 				fmt.Fprintf(env.Stdout, "On any device, open %s and enter the code %s\n", p.URL, p.Code)
+				// A device code is a public client's grant at Entra
+				// (AADSTS7000218 without the switch).
+				fmt.Fprintln(env.Stdout, `(the app registration needs "Allow public client flows" = Yes: App registrations → your app → Authentication → Advanced settings)`)
 				if !p.Expiry.IsZero() {
 					fmt.Fprintf(env.Stdout, "(the code works until %s; waiting for the sign-in…)\n", p.Expiry.Local().Format("15:04:05"))
 				}
