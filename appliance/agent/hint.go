@@ -28,6 +28,19 @@ func Hint(err error) string {
 	return submit.Hint(err)
 }
 
+// WithHint returns err with what to do about it, which Hint then says.
+func WithHint(err error, hint string) error { return &hinted{err, hint} }
+
+// hinted is an error with what to do about it.
+type hinted struct {
+	err  error
+	hint string
+}
+
+func (e *hinted) Error() string { return e.err.Error() }
+func (e *hinted) Unwrap() error { return e.err }
+func (e *hinted) Hint() string  { return e.hint }
+
 // Raise hands an alarm to the running agent and returns once the agent has
 // queued it. When no agent answers, the alarm goes straight into the
 // persistent queue and spooled is true: the agent mails it when it starts.

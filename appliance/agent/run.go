@@ -138,21 +138,11 @@ func (a *Agent) checkDirs(euid int) error {
 		{"run directory", a.runDir, "it holds the socket \"mailagent alarm\" trusts"},
 	} {
 		if err := a.checkDir(d.what, d.dir, euid); err != nil {
-			return &dirError{err, fmt.Sprintf("%s; make it belong to uid %d (or root) and writable by its owner only, or remove it and let the agent make it", d.hint, euid)}
+			return WithHint(err, fmt.Sprintf("%s; make it belong to uid %d (or root) and writable by its owner only, or remove it and let the agent make it", d.hint, euid))
 		}
 	}
 	return nil
 }
-
-// dirError is a data or run directory the agent refuses, with what to do.
-type dirError struct {
-	err  error
-	hint string
-}
-
-func (e *dirError) Error() string { return e.err.Error() }
-func (e *dirError) Unwrap() error { return e.err }
-func (e *dirError) Hint() string  { return e.hint }
 
 // checkDir checks one directory for checkDirs.
 func (a *Agent) checkDir(what, dir string, euid int) error {

@@ -50,8 +50,8 @@ var cmdAuthorize = &Command{
 			account, err = a.ObtainNow(ctx)
 		case f.device || (!f.paste && mode.Microsoft):
 			if !mode.Microsoft {
-				return &hintedError{fmt.Errorf("mode %s cannot use device sign-in: Google refuses device authorisation for the Gmail mail scope", mode.Name),
-					"run \"mailagent authorize --paste\": open the address in a browser and paste back the address it ends up on"}
+				return agent.WithHint(fmt.Errorf("mode %s cannot use device sign-in: Google refuses device authorisation for the Gmail mail scope", mode.Name),
+					"run \"mailagent authorize --paste\": open the address in a browser and paste back the address it ends up on")
 			}
 			account, err = a.DeviceAuthorize(ctx, func(p agent.DevicePrompt) {
 				fmt.Fprintf(env.Stdout, "On any device, open %s and enter the code %s\n", p.URL, p.Code)

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	"mailagent/appliance/agent"
 	"mailagent/appliance/config"
 )
 
@@ -91,8 +92,8 @@ func loadConfig(env *Env, path string, warn bool) (*config.File, error) {
 
 func configCheck(env *Env, f *config.File) error {
 	if f.Missing {
-		return &hintedError{fmt.Errorf("%s does not exist", f.Path),
-			"write it by hand or with \"mailagent config set KEY VALUE\"; \"mailagent config show\" lists every key"}
+		return agent.WithHint(fmt.Errorf("%s does not exist", f.Path),
+			"write it by hand or with \"mailagent config set KEY VALUE\"; \"mailagent config show\" lists every key")
 	}
 	c := f.Config.WithDefaults(env.Board)
 	problems := config.Validate(&c)
@@ -105,12 +106,12 @@ func configCheck(env *Env, f *config.File) error {
 				fmt.Fprintf(env.Stderr, "  %s\n", line)
 			}
 		}
-		return &hintedError{fmt.Errorf("%s is damaged", f.Damaged.Path),
-			"fix the line named above, or replace the file with its last good copy: cp " + f.Damaged.Fallback + " " + f.Damaged.Path}
+		return agent.WithHint(fmt.Errorf("%s is damaged", f.Damaged.Path),
+			"fix the line named above, or replace the file with its last good copy: cp "+f.Damaged.Fallback+" "+f.Damaged.Path)
 	}
 	if problems != nil {
-		return &hintedError{fmt.Errorf("%s has problems:\n%w", f.Path, problems),
-			"change them with \"mailagent config set KEY VALUE\""}
+		return agent.WithHint(fmt.Errorf("%s has problems:\n%w", f.Path, problems),
+			"change them with \"mailagent config set KEY VALUE\"")
 	}
 	if err := f.MarkGood(); err != nil {
 		fmt.Fprintf(env.Stderr, "warning: the last good copy could not be kept: %v\n", err)
@@ -171,19 +172,19 @@ func configChange(ctx context.Context, env *Env, path, sub string, args []string
 			for _, name := range slices.Sorted(maps.Keys(errs)) {
 				lines = append(lines, name+": "+errs[name])
 			}
-			return &hintedError{errors.New(strings.Join(lines, "\n")),
-				"nothing was written: " + path + " is as it was"}
+			return agent.WithHint(errors.New(strings.Join(lines, "\n")),
+				"nothing was written: "+path+" is as it was")
 		}
 		remaining = rest
 		return nil
 	})
 	if se, ok := errors.AsType[*config.SaveError](err); ok {
 		if se.Written {
-			return &hintedError{err, path + " was written, but its good copy was not refreshed: run \"mailagent config check\" once the data directory " +
-				filepath.Dir(path) + " is writable and has space"}
+			return agent.WithHint(err, path+" was written, but its good copy was not refreshed: run \"mailagent config check\" once the data directory "+
+				filepath.Dir(path)+" is writable and has space")
 		}
-		return &hintedError{err, "nothing was written: " + path + " is as it was; check that the data directory " +
-			filepath.Dir(path) + " is writable and has space"}
+		return agent.WithHint(err, "nothing was written: "+path+" is as it was; check that the data directory "+
+			filepath.Dir(path)+" is writable and has space")
 	}
 	if err != nil {
 		return err
@@ -228,13 +229,3 @@ func configImport(env *Env, kind, file string) error {
 	fmt.Fprintf(env.Stdout, "ok: %s imported into %s\n", file, a.ConfigPath())
 	return nil
 }
-
-// hintedError is an error with what to do about it.
-type hintedError struct {
-	err  error
-	hint string
-}
-
-func (e *hintedError) Error() string { return e.err.Error() }
-func (e *hintedError) Unwrap() error { return e.err }
-func (e *hintedError) Hint() string  { return e.hint }

@@ -221,13 +221,13 @@ func webTLS(a *agent.Agent, c *config.Config) (webServing, error) {
 	case c.HTTP.TLSCert != "" || c.HTTP.TLSKey != "":
 		if p, ok := config.AsProblems(config.Validate(c)); ok {
 			if pair := append(p.For("http.tls_cert"), p.For("http.tls_key")...); len(pair) > 0 {
-				return webServing{}, &hintedError{pair, "set both (the PEM certificate and its key), or unset both for a self-signed certificate"}
+				return webServing{}, agent.WithHint(pair, "set both (the PEM certificate and its key), or unset both for a self-signed certificate")
 			}
 		}
 		cert, err := tls.LoadX509KeyPair(c.HTTP.TLSCert, c.HTTP.TLSKey)
 		if err != nil {
-			return webServing{}, &hintedError{fmt.Errorf("http.tls_cert/http.tls_key: %w", err),
-				"check that both files exist, are PEM, and that the key belongs to the certificate"}
+			return webServing{}, agent.WithHint(fmt.Errorf("http.tls_cert/http.tls_key: %w", err),
+				"check that both files exist, are PEM, and that the key belongs to the certificate")
 		}
 		return webServing{tls: conf(cert)}, nil
 	case loopbackListen(c.HTTP.Listen):
